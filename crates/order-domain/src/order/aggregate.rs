@@ -1,0 +1,316 @@
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    CancelledBy, OrderAction, OrderCancelled, OrderCommand, OrderError, OrderEvent, OrderLine,
+    OrderPlaced, PlaceOrder, StockLine,
+};
+use crate::{
+    CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, InvalidValue, Money, OrderId,
+    OrderNote, OrderNumber, TenantId,
+};
+
+/// Where an order is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Placed,
+    Paid,
+    Shipped,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 4] = [Self::Placed, Self::Paid, Self::Shipped, Self::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::Paid => "paid",
+            Self::Shipped => "shipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OrderStatus {
+    type Err = InvalidValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or_else(|| {
+                InvalidValue::new("status", "expected placed, paid, shipped or cancelled")
+            })
+    }
+}
+
+/// Everything known about a placed order: what the customer sees, plus the
+/// fingerprint that tells a replay from a reused key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderDetails {
+    pub id: OrderId,
+    pub tenant: TenantId,
+    pub idempotency_key: IdempotencyKey,
+    pub order_number: OrderNumber,
+    pub customer: CustomerId,
+    pub lines: Vec<OrderLine>,
+    pub currency: Currency,
+    pub total: i64,
+    pub note: Option<OrderNote>,
+    pub fingerprint: CheckoutFingerprint,
+    pub status: OrderStatus,
+    pub placed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub shipped_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// The order aggregate. Its stream id is [`OrderId::for_checkout`] of the
+/// checkout's tenant and Idempotency-Key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    details: Option<OrderDetails>,
+}
+
+impl Order {
+    /// Most lines one order may have.
+    pub const MAX_LINES: usize = 100;
+
+    /// The order, once placed.
+    pub fn details(&self) -> Option<&OrderDetails> {
+        self.details.as_ref()
+    }
+
+    /// Decides which events a command produces. Pure: no I/O, no clock.
+    pub fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
+        match command {
+            OrderCommand::PlaceOrder(place) => self.place(place),
+            OrderCommand::MarkPaid { at } => self.mark_paid(at),
+            OrderCommand::Ship { at } => self.ship(at),
+            OrderCommand::Cancel { by, at } => self.cancel(by, at),
+        }
+    }
+
+    fn place(&self, cmd: PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
+        if let Some(existing) = &self.details {
+            let same_request = existing.tenant == cmd.tenant
+                && existing.idempotency_key == cmd.idempotency_key
+                && existing.fingerprint == cmd.fingerprint;
+            return if same_request {
+                Ok(vec![])
+            } else {
+                Err(OrderError::IdempotencyKeyReused)
+            };
+        }
+        if cmd.lines.is_empty() {
+            return Err(OrderError::NoLines);
+        }
+        if cmd.lines.len() > Self::MAX_LINES {
+            return Err(OrderError::TooManyLines {
+                count: cmd.lines.len(),
+                max: Self::MAX_LINES,
+            });
+        }
+        let mut seen = BTreeSet::new();
+        let mut total = Money::zero(cmd.currency);
+        let mut lines = Vec::with_capacity(cmd.lines.len());
+        for line in cmd.lines {
+            if !seen.insert(line.sku.clone()) {
+                return Err(OrderError::DuplicateSku { sku: line.sku });
+            }
+            if line.unit_price.currency != cmd.currency {
+                return Err(OrderError::CurrencyMismatch {
+                    sku: line.sku,
+                    expected: cmd.currency,
+                    found: line.unit_price.currency,
+                });
+            }
+            if line.unit_price.amount < 0 {
+                return Err(OrderError::NegativePrice { sku: line.sku });
+            }
+            let line_total = line.unit_price.checked_mul(line.quantity)?;
+            total = total.checked_add(line_total)?;
+            lines.push(OrderLine {
+                sku: line.sku,
+                name: line.name,
+                quantity: line.quantity,
+                unit_price: line.unit_price.amount,
+                line_total: line_total.amount,
+            });
+        }
+        let order_id = OrderId::for_checkout(&cmd.tenant, &cmd.idempotency_key);
+        Ok(vec![OrderEvent::OrderPlaced(OrderPlaced {
+            order_id,
+            order_number: OrderNumber::for_order(order_id),
+            tenant: cmd.tenant,
+            idempotency_key: cmd.idempotency_key,
+            customer: cmd.customer,
+            lines,
+            currency: cmd.currency,
+            total: total.amount,
+            note: cmd.note.filter(|n| !n.as_str().is_empty()),
+            fingerprint: cmd.fingerprint,
+            placed_at: store_precision(cmd.placed_at),
+        })])
+    }
+
+    fn mark_paid(&self, at: DateTime<Utc>) -> Result<Vec<OrderEvent>, OrderError> {
+        let order = self.placed()?;
+        if order.paid_at.is_some() {
+            return Ok(vec![]);
+        }
+        match order.status {
+            OrderStatus::Placed => Ok(vec![OrderEvent::OrderPaid {
+                paid_at: order.next_change_at(at),
+            }]),
+            from => Err(OrderError::InvalidTransition {
+                from,
+                action: OrderAction::Pay,
+            }),
+        }
+    }
+
+    fn ship(&self, at: DateTime<Utc>) -> Result<Vec<OrderEvent>, OrderError> {
+        let order = self.placed()?;
+        if order.shipped_at.is_some() {
+            return Ok(vec![]);
+        }
+        match order.status {
+            OrderStatus::Paid => Ok(vec![OrderEvent::OrderShipped {
+                shipped_at: order.next_change_at(at),
+            }]),
+            from => Err(OrderError::InvalidTransition {
+                from,
+                action: OrderAction::Ship,
+            }),
+        }
+    }
+
+    fn cancel(&self, by: CancelledBy, at: DateTime<Utc>) -> Result<Vec<OrderEvent>, OrderError> {
+        let order = self.placed()?;
+        if let CancelledBy::Customer(customer) = &by {
+            if *customer != order.customer {
+                return Err(OrderError::NotYourOrder);
+            }
+        }
+        match (order.status, &by) {
+            (OrderStatus::Cancelled, _) => Ok(vec![]),
+            (OrderStatus::Placed, _) | (OrderStatus::Paid, CancelledBy::Staff) => {
+                Ok(vec![OrderEvent::OrderCancelled(OrderCancelled {
+                    cancelled_at: order.next_change_at(at),
+                    by,
+                    restocked: order
+                        .lines
+                        .iter()
+                        .map(|l| StockLine {
+                            sku: l.sku.clone(),
+                            quantity: l.quantity,
+                        })
+                        .collect(),
+                })])
+            }
+            (from, _) => Err(OrderError::InvalidTransition {
+                from,
+                action: OrderAction::Cancel,
+            }),
+        }
+    }
+
+    fn placed(&self) -> Result<&OrderDetails, OrderError> {
+        self.details.as_ref().ok_or(OrderError::OrderNotFound)
+    }
+}
+
+impl OrderDetails {
+    /// The time to record for a change: the clock's, truncated to what the
+    /// store keeps, and never before the order's last change (clocks of two
+    /// servers may disagree; an order's history must not run backwards).
+    fn next_change_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        store_precision(at).max(self.updated_at)
+    }
+}
+
+/// PostgreSQL keeps microseconds; so does every time in an event, so that the
+/// aggregate and the read model show the same instants.
+fn store_precision(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+impl Aggregate for Order {
+    const TYPE: &'static str = "Order";
+    type Command = OrderCommand;
+    type Event = OrderEvent;
+    type Error = OrderError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            OrderEvent::OrderPlaced(placed) => {
+                self.details = Some(OrderDetails {
+                    id: placed.order_id,
+                    tenant: placed.tenant,
+                    idempotency_key: placed.idempotency_key,
+                    order_number: placed.order_number,
+                    customer: placed.customer,
+                    lines: placed.lines,
+                    currency: placed.currency,
+                    total: placed.total,
+                    note: placed.note,
+                    fingerprint: placed.fingerprint,
+                    status: OrderStatus::Placed,
+                    placed_at: placed.placed_at,
+                    updated_at: placed.placed_at,
+                    paid_at: None,
+                    shipped_at: None,
+                    cancelled_at: None,
+                });
+            }
+            OrderEvent::OrderPaid { paid_at } => {
+                if let Some(order) = &mut self.details {
+                    order.status = OrderStatus::Paid;
+                    order.paid_at = Some(paid_at);
+                    order.updated_at = paid_at;
+                }
+            }
+            OrderEvent::OrderShipped { shipped_at } => {
+                if let Some(order) = &mut self.details {
+                    order.status = OrderStatus::Shipped;
+                    order.shipped_at = Some(shipped_at);
+                    order.updated_at = shipped_at;
+                }
+            }
+            OrderEvent::OrderCancelled(cancelled) => {
+                if let Some(order) = &mut self.details {
+                    order.status = OrderStatus::Cancelled;
+                    order.cancelled_at = Some(cancelled.cancelled_at);
+                    order.updated_at = cancelled.cancelled_at;
+                }
+            }
+        }
+    }
+}

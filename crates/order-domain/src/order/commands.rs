@@ -1,0 +1,80 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, Money, OrderNote, ProductName,
+    Quantity, Sku, TenantId,
+};
+
+/// What can be asked of an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OrderCommand {
+    PlaceOrder(PlaceOrder),
+    MarkPaid { at: DateTime<Utc> },
+    Ship { at: DateTime<Utc> },
+    Cancel { by: CancelledBy, at: DateTime<Utc> },
+}
+
+/// A checkout, after the server priced its lines from the catalogue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaceOrder {
+    pub tenant: TenantId,
+    pub idempotency_key: IdempotencyKey,
+    pub customer: CustomerId,
+    pub lines: Vec<PricedLine>,
+    /// The order's currency; every line must be priced in it.
+    pub currency: Currency,
+    pub note: Option<OrderNote>,
+    /// The fingerprint of the request as the customer sent it (see
+    /// [`CheckoutFingerprint`]); a replay must match it.
+    pub fingerprint: CheckoutFingerprint,
+    pub placed_at: DateTime<Utc>,
+}
+
+impl PlaceOrder {
+    /// Builds the command and computes its fingerprint from the request's own
+    /// customer, lines and note, so the two cannot disagree.
+    pub fn new(
+        tenant: TenantId,
+        idempotency_key: IdempotencyKey,
+        customer: CustomerId,
+        currency: Currency,
+        lines: Vec<PricedLine>,
+        note: Option<OrderNote>,
+        placed_at: DateTime<Utc>,
+    ) -> Self {
+        let fingerprint = CheckoutFingerprint::of(
+            &customer,
+            lines.iter().map(|l| (&l.sku, l.quantity)),
+            note.as_ref(),
+        );
+        Self {
+            tenant,
+            idempotency_key,
+            customer,
+            lines,
+            currency,
+            note,
+            fingerprint,
+            placed_at,
+        }
+    }
+}
+
+/// One line of a checkout with the catalogue's name and price at the time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PricedLine {
+    pub sku: Sku,
+    pub name: ProductName,
+    pub quantity: Quantity,
+    pub unit_price: Money,
+}
+
+/// Who cancels: the customer may cancel only their own order, and only
+/// before it is paid; staff may cancel any placed or paid order of the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelledBy {
+    Customer(CustomerId),
+    Staff,
+}

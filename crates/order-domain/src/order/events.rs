@@ -1,0 +1,78 @@
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::CancelledBy;
+use crate::{
+    CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, OrderId, OrderNote, OrderNumber,
+    ProductName, Quantity, Sku, TenantId,
+};
+
+/// What happened to an order. Each event holds everything the read side needs,
+/// so the projection never has to look anything up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OrderEvent {
+    OrderPlaced(OrderPlaced),
+    OrderPaid { paid_at: DateTime<Utc> },
+    OrderShipped { shipped_at: DateTime<Utc> },
+    OrderCancelled(OrderCancelled),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    pub order_id: OrderId,
+    pub tenant: TenantId,
+    pub idempotency_key: IdempotencyKey,
+    pub order_number: OrderNumber,
+    pub customer: CustomerId,
+    pub lines: Vec<OrderLine>,
+    pub currency: Currency,
+    /// Sum of the line totals, in minor units of `currency`.
+    pub total: i64,
+    pub note: Option<OrderNote>,
+    pub fingerprint: CheckoutFingerprint,
+    pub placed_at: DateTime<Utc>,
+}
+
+/// A line as sold: the name and unit price are those of the moment of sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: Sku,
+    pub name: ProductName,
+    pub quantity: Quantity,
+    /// Minor units of the order's currency.
+    pub unit_price: i64,
+    /// `unit_price * quantity`, minor units.
+    pub line_total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub by: CancelledBy,
+    pub cancelled_at: DateTime<Utc>,
+    /// The stock this cancellation gives back, once, line by line.
+    pub restocked: Vec<StockLine>,
+}
+
+/// A quantity of one SKU going back on the shelf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLine {
+    pub sku: Sku,
+    pub quantity: Quantity,
+}
+
+impl DomainEvent for OrderEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::OrderPlaced(_) => "OrderPlaced",
+            Self::OrderPaid { .. } => "OrderPaid",
+            Self::OrderShipped { .. } => "OrderShipped",
+            Self::OrderCancelled(_) => "OrderCancelled",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}

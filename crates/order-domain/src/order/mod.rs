@@ -1,0 +1,14 @@
+//! The order: placed once per (tenant, Idempotency-Key), then paid, shipped or
+//! cancelled.
+
+mod aggregate;
+mod commands;
+mod errors;
+mod events;
+#[cfg(test)]
+mod tests;
+
+pub use aggregate::{Order, OrderDetails, OrderStatus};
+pub use commands::{CancelledBy, OrderCommand, PlaceOrder, PricedLine};
+pub use errors::{OrderAction, OrderError};
+pub use events::{OrderCancelled, OrderEvent, OrderLine, OrderPlaced, StockLine};

@@ -1,0 +1,527 @@
+//! Given/when/then: every command in every state of an order.
+
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::test_support::*;
+use crate::{OrderId, OrderNumber};
+
+type OrderTest = TestFramework<Order>;
+
+fn given_placed() -> Vec<OrderEvent> {
+    vec![placed(checkout(vec![
+        line("A", 2, 125_000),
+        line("B", 1, 5_000),
+    ]))]
+}
+
+fn given_paid() -> Vec<OrderEvent> {
+    let mut events = given_placed();
+    events.push(OrderEvent::OrderPaid { paid_at: at(60) });
+    events
+}
+
+fn given_shipped() -> Vec<OrderEvent> {
+    let mut events = given_paid();
+    events.push(OrderEvent::OrderShipped {
+        shipped_at: at(120),
+    });
+    events
+}
+
+fn cancelled_by(by: CancelledBy, seconds: i64) -> OrderEvent {
+    OrderEvent::OrderCancelled(OrderCancelled {
+        by,
+        cancelled_at: at(seconds),
+        restocked: vec![
+            StockLine {
+                sku: sku("A"),
+                quantity: qty(2),
+            },
+            StockLine {
+                sku: sku("B"),
+                quantity: qty(1),
+            },
+        ],
+    })
+}
+
+fn given_cancelled() -> Vec<OrderEvent> {
+    let mut events = given_placed();
+    events.push(cancelled_by(CancelledBy::Customer(customer("cust-1")), 30));
+    events
+}
+
+fn pay(seconds: i64) -> OrderCommand {
+    OrderCommand::MarkPaid { at: at(seconds) }
+}
+
+fn ship(seconds: i64) -> OrderCommand {
+    OrderCommand::Ship { at: at(seconds) }
+}
+
+fn cancel_by_customer(id: &str, seconds: i64) -> OrderCommand {
+    OrderCommand::Cancel {
+        by: CancelledBy::Customer(customer(id)),
+        at: at(seconds),
+    }
+}
+
+fn cancel_by_staff(seconds: i64) -> OrderCommand {
+    OrderCommand::Cancel {
+        by: CancelledBy::Staff,
+        at: at(seconds),
+    }
+}
+
+fn invalid(from: OrderStatus, action: OrderAction) -> OrderError {
+    OrderError::InvalidTransition { from, action }
+}
+
+// --- placing ---------------------------------------------------------------
+
+#[test]
+fn it_places_an_order_on_the_first_checkout() {
+    let place = checkout(vec![line("A", 2, 125_000), line("B", 1, 5_000)]);
+    let id = OrderId::for_checkout(&tenant("acme"), &key("k-1"));
+    let expected = OrderEvent::OrderPlaced(OrderPlaced {
+        order_id: id,
+        tenant: tenant("acme"),
+        idempotency_key: key("k-1"),
+        order_number: OrderNumber::for_order(id),
+        customer: customer("cust-1"),
+        lines: vec![
+            OrderLine {
+                sku: sku("A"),
+                name: name("Product A"),
+                quantity: qty(2),
+                unit_price: 125_000,
+                line_total: 250_000,
+            },
+            OrderLine {
+                sku: sku("B"),
+                name: name("Product B"),
+                quantity: qty(1),
+                unit_price: 5_000,
+                line_total: 5_000,
+            },
+        ],
+        currency: currency("PYG"),
+        total: 255_000,
+        note: None,
+        fingerprint: place.fingerprint.clone(),
+        placed_at: at(0),
+    });
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(place))
+        .then_expect_events(vec![expected]);
+}
+
+#[test]
+fn it_replays_an_identical_checkout_without_new_events() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(checkout(vec![
+            line("A", 2, 125_000),
+            line("B", 1, 5_000),
+        ])))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_replays_a_checkout_whose_lines_come_in_another_order() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(checkout(vec![
+            line("B", 1, 5_000),
+            line("A", 2, 125_000),
+        ])))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_replays_a_checkout_even_after_the_catalogue_price_changed() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(checkout(vec![
+            line("A", 2, 999),
+            line("B", 1, 1),
+        ])))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_replays_a_checkout_of_an_order_that_has_moved_on() {
+    OrderTest::with(())
+        .given(given_shipped())
+        .when(OrderCommand::PlaceOrder(checkout(vec![
+            line("A", 2, 125_000),
+            line("B", 1, 5_000),
+        ])))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_rejects_a_reused_key_with_other_lines() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(checkout(vec![line(
+            "A", 2, 125_000,
+        )])))
+        .then_expect_error(OrderError::IdempotencyKeyReused);
+}
+
+#[test]
+fn it_rejects_a_reused_key_with_other_quantities() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(checkout(vec![
+            line("A", 3, 125_000),
+            line("B", 1, 5_000),
+        ])))
+        .then_expect_error(OrderError::IdempotencyKeyReused);
+}
+
+#[test]
+fn it_rejects_a_reused_key_from_another_customer() {
+    let lines = vec![line("A", 2, 125_000), line("B", 1, 5_000)];
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(checkout_by(
+            "cust-2", "k-1", lines, None,
+        )))
+        .then_expect_error(OrderError::IdempotencyKeyReused);
+}
+
+#[test]
+fn it_rejects_a_reused_key_with_another_note() {
+    let lines = vec![line("A", 2, 125_000), line("B", 1, 5_000)];
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(checkout_by(
+            "cust-1",
+            "k-1",
+            lines,
+            Some("ring twice"),
+        )))
+        .then_expect_error(OrderError::IdempotencyKeyReused);
+}
+
+#[test]
+fn it_treats_an_empty_note_as_no_note() {
+    let lines = vec![line("A", 2, 125_000), line("B", 1, 5_000)];
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(checkout_by(
+            "cust-1",
+            "k-1",
+            lines,
+            Some(""),
+        )))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_keeps_the_note_of_the_checkout() {
+    let event = placed(checkout_by(
+        "cust-1",
+        "k-9",
+        vec![line("A", 1, 10)],
+        Some("leave at door"),
+    ));
+    let OrderEvent::OrderPlaced(placed) = event else {
+        panic!("expected OrderPlaced")
+    };
+    assert_eq!(placed.note, Some(note("leave at door")));
+}
+
+#[test]
+fn it_refuses_an_order_without_lines() {
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(checkout(vec![])))
+        .then_expect_error(OrderError::NoLines);
+}
+
+#[test]
+fn it_refuses_more_than_a_hundred_lines() {
+    let lines = (0..101).map(|i| line(&format!("S{i}"), 1, 1)).collect();
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(checkout(lines)))
+        .then_expect_error(OrderError::TooManyLines {
+            count: 101,
+            max: 100,
+        });
+}
+
+#[test]
+fn it_accepts_exactly_a_hundred_lines() {
+    let lines = (0..100).map(|i| line(&format!("S{i}"), 1, 1)).collect();
+    let result = OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(checkout(lines)))
+        .inspect_result();
+    assert_eq!(result.map(|events| events.len()), Ok(1));
+}
+
+#[test]
+fn it_refuses_the_same_sku_on_two_lines() {
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(checkout(vec![
+            line("A", 1, 1),
+            line("A", 2, 1),
+        ])))
+        .then_expect_error(OrderError::DuplicateSku { sku: sku("A") });
+}
+
+#[test]
+fn it_refuses_a_line_priced_in_another_currency() {
+    let mut euro_line = line("B", 1, 100);
+    euro_line.unit_price = crate::Money::new(100, currency("EUR"));
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(checkout(vec![
+            line("A", 1, 1),
+            euro_line,
+        ])))
+        .then_expect_error(OrderError::CurrencyMismatch {
+            sku: sku("B"),
+            expected: currency("PYG"),
+            found: currency("EUR"),
+        });
+}
+
+#[test]
+fn it_refuses_a_negative_unit_price() {
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(checkout(vec![line("A", 1, -5)])))
+        .then_expect_error(OrderError::NegativePrice { sku: sku("A") });
+}
+
+#[test]
+fn it_refuses_a_total_too_large_to_represent() {
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(checkout(vec![
+            line("A", 10_000, i64::MAX / 10_000),
+            line("B", 10_000, i64::MAX / 10_000),
+        ])))
+        .then_expect_error(OrderError::AmountOverflow);
+}
+
+#[test]
+fn it_records_times_to_the_microsecond_like_the_store() {
+    let mut place = checkout(vec![line("A", 1, 1)]);
+    place.placed_at = at(0) + chrono::Duration::nanoseconds(1_234_567);
+    let OrderEvent::OrderPlaced(placed) = placed(place) else {
+        panic!("expected OrderPlaced")
+    };
+    assert_eq!(
+        placed.placed_at,
+        at(0) + chrono::Duration::microseconds(1_234)
+    );
+}
+
+// --- paying and shipping ---------------------------------------------------
+
+#[test]
+fn it_marks_a_placed_order_paid() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(pay(60))
+        .then_expect_events(vec![OrderEvent::OrderPaid { paid_at: at(60) }]);
+}
+
+#[test]
+fn it_treats_paying_a_paid_order_as_done() {
+    OrderTest::with(())
+        .given(given_paid())
+        .when(pay(90))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_treats_paying_a_shipped_order_as_done() {
+    OrderTest::with(())
+        .given(given_shipped())
+        .when(pay(200))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_refuses_to_pay_an_order_cancelled_before_payment() {
+    OrderTest::with(())
+        .given(given_cancelled())
+        .when(pay(60))
+        .then_expect_error(invalid(OrderStatus::Cancelled, OrderAction::Pay));
+}
+
+#[test]
+fn it_ships_a_paid_order() {
+    OrderTest::with(())
+        .given(given_paid())
+        .when(ship(120))
+        .then_expect_events(vec![OrderEvent::OrderShipped {
+            shipped_at: at(120),
+        }]);
+}
+
+#[test]
+fn it_refuses_to_ship_an_unpaid_order() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(ship(60))
+        .then_expect_error(invalid(OrderStatus::Placed, OrderAction::Ship));
+}
+
+#[test]
+fn it_treats_shipping_a_shipped_order_as_done() {
+    OrderTest::with(())
+        .given(given_shipped())
+        .when(ship(300))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_refuses_to_ship_a_cancelled_order() {
+    OrderTest::with(())
+        .given(given_cancelled())
+        .when(ship(60))
+        .then_expect_error(invalid(OrderStatus::Cancelled, OrderAction::Ship));
+}
+
+#[test]
+fn it_never_moves_an_orders_clock_backwards() {
+    // A second server whose clock is behind pays the order "before" it was placed.
+    OrderTest::with(())
+        .given(given_placed())
+        .when(pay(-3_600))
+        .then_expect_events(vec![OrderEvent::OrderPaid { paid_at: at(0) }]);
+}
+
+// --- cancelling ------------------------------------------------------------
+
+#[test]
+fn it_lets_a_customer_cancel_their_placed_order_and_restocks_every_line() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(cancel_by_customer("cust-1", 30))
+        .then_expect_events(vec![cancelled_by(
+            CancelledBy::Customer(customer("cust-1")),
+            30,
+        )]);
+}
+
+#[test]
+fn it_lets_staff_cancel_a_placed_order() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(cancel_by_staff(30))
+        .then_expect_events(vec![cancelled_by(CancelledBy::Staff, 30)]);
+}
+
+#[test]
+fn it_lets_staff_cancel_a_paid_order() {
+    OrderTest::with(())
+        .given(given_paid())
+        .when(cancel_by_staff(90))
+        .then_expect_events(vec![cancelled_by(CancelledBy::Staff, 90)]);
+}
+
+#[test]
+fn it_refuses_a_customer_cancelling_a_paid_order() {
+    OrderTest::with(())
+        .given(given_paid())
+        .when(cancel_by_customer("cust-1", 90))
+        .then_expect_error(invalid(OrderStatus::Paid, OrderAction::Cancel));
+}
+
+#[test]
+fn it_refuses_to_cancel_a_shipped_order_whoever_asks() {
+    OrderTest::with(())
+        .given(given_shipped())
+        .when(cancel_by_staff(200))
+        .then_expect_error(invalid(OrderStatus::Shipped, OrderAction::Cancel));
+    OrderTest::with(())
+        .given(given_shipped())
+        .when(cancel_by_customer("cust-1", 200))
+        .then_expect_error(invalid(OrderStatus::Shipped, OrderAction::Cancel));
+}
+
+#[test]
+fn it_treats_cancelling_twice_as_done_so_stock_comes_back_once() {
+    OrderTest::with(())
+        .given(given_cancelled())
+        .when(cancel_by_customer("cust-1", 40))
+        .then_expect_events(vec![]);
+    OrderTest::with(())
+        .given(given_cancelled())
+        .when(cancel_by_staff(40))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_hides_an_order_from_another_customer_who_tries_to_cancel_it() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(cancel_by_customer("cust-2", 30))
+        .then_expect_error(OrderError::NotYourOrder);
+    OrderTest::with(())
+        .given(given_cancelled())
+        .when(cancel_by_customer("cust-2", 40))
+        .then_expect_error(OrderError::NotYourOrder);
+}
+
+#[test]
+fn it_treats_paying_an_order_paid_then_cancelled_as_done() {
+    let mut events = given_paid();
+    events.push(cancelled_by(CancelledBy::Staff, 90));
+    OrderTest::with(())
+        .given(events)
+        .when(pay(100))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_refuses_every_transition_of_an_order_never_placed() {
+    for command in [
+        pay(1),
+        ship(1),
+        cancel_by_staff(1),
+        cancel_by_customer("cust-1", 1),
+    ] {
+        OrderTest::with(())
+            .given_no_previous_events()
+            .when(command)
+            .then_expect_error(OrderError::OrderNotFound);
+    }
+}
+
+// --- state -------------------------------------------------------------------
+
+#[test]
+fn it_shows_the_current_state_after_each_event() {
+    let mut order = Order::default();
+    assert!(order.details().is_none());
+    for event in given_paid() {
+        cqrs_es::Aggregate::apply(&mut order, event);
+    }
+    let details = order.details().unwrap();
+    assert_eq!(details.status, OrderStatus::Paid);
+    assert_eq!(details.total, 255_000);
+    assert_eq!(details.placed_at, at(0));
+    assert_eq!(details.updated_at, at(60));
+    assert_eq!(details.paid_at, Some(at(60)));
+}
+
+#[test]
+fn it_round_trips_events_through_json() {
+    for event in given_shipped().into_iter().chain(given_cancelled()) {
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
+    }
+}
