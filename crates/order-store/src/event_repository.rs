@@ -1,0 +1,326 @@
+//! The event repository: postgres-es reads the streams; appends are ours.
+
+use std::time::Duration;
+
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use order_domain::TenantId;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+
+use crate::error::{is_transient, is_unavailable, StockRejection, StoreError};
+use crate::projection::{write_changes, ReadModelChanges};
+use crate::shop_event::{RecordedEvent, ShopEvent};
+use crate::stock_guard::lock_and_check_stock;
+
+/// The metadata key every appended event must carry.
+pub const TENANT_METADATA_KEY: &str = "tenant_id";
+
+/// How often a transaction that PostgreSQL aborted as a deadlock or a
+/// serialization failure is run again before the error reaches the caller.
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// A `PersistedEventRepository` whose `persist` appends the events **and**
+/// applies the inline projections (`store_orders`, `store_order_items`,
+/// `inventory`) in one transaction: the events and the read model commit
+/// together or not at all.
+///
+/// In that transaction, in this order (the fixed order keeps concurrent
+/// appends and the rebuild's cut-over free of deadlocks):
+/// 1. the stock guard locks the inventory rows the events change (sorted by
+///    SKU) and refuses a change that would take stock below zero;
+/// 2. the events are inserted; the primary key (stream, sequence) and the
+///    unique (tenant, kind, Idempotency-Key) index turn a concurrent
+///    duplicate into an optimistic-lock conflict;
+/// 3. the projections write their rows.
+///
+/// Deadlocks and serialization failures are retried here, transparently.
+///
+/// Reads go to postgres-es' `PostgresEventRepository`. No snapshots: cqrs-es
+/// 0.5's snapshot stores apply each event twice.
+pub struct ProjectingEventRepository {
+    pool: PgPool,
+    reader: PostgresEventRepository,
+}
+
+impl std::fmt::Debug for ProjectingEventRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectingEventRepository")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an append did not happen. Travels through cqrs-es inside a
+/// `PersistenceError` and is recovered by downcasting (see `commands`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AppendError {
+    #[error("a concurrent command appended to this stream first")]
+    Conflict,
+    #[error(transparent)]
+    Stock(StockRejection),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AppendError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.into())
+    }
+}
+
+impl From<AppendError> for PersistenceError {
+    fn from(err: AppendError) -> Self {
+        match err {
+            AppendError::Conflict => Self::OptimisticLockError,
+            AppendError::Store(store) if store.is_unavailable() => {
+                Self::ConnectionError(Box::new(AppendError::Store(store)))
+            }
+            other => Self::UnknownError(Box::new(other)),
+        }
+    }
+}
+
+impl ProjectingEventRepository {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            reader: PostgresEventRepository::new(pool.clone()),
+            pool,
+        }
+    }
+
+    /// Appends events of one stream and projects them, in one transaction.
+    pub(crate) async fn append(&self, events: &[SerializedEvent]) -> Result<(), AppendError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let batch = EventBatch::new(events)?;
+        let changes = ReadModelChanges::from_events(&batch.recorded).map_err(|e| {
+            AppendError::Store(StoreError::Internal(format!("cannot project events: {e}")))
+        })?;
+        let mut attempt = 1;
+        loop {
+            match self.append_once(&batch, &changes).await {
+                Err(AppendError::Store(StoreError::Database(err)))
+                    if is_transient(&err) && attempt < TRANSIENT_ATTEMPTS =>
+                {
+                    metrics::counter!("store_transient_retries_total").increment(1);
+                    tracing::debug!(attempt, error = %err, "retrying a deadlocked append");
+                    let pause = rand::random_range(1..=10 * u64::from(attempt));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn append_once(
+        &self,
+        batch: &EventBatch<'_>,
+        changes: &ReadModelChanges,
+    ) -> Result<(), AppendError> {
+        let mut tx = self.pool.begin().await?;
+        if let Err(rejection) = lock_and_check_stock(&mut tx, changes).await? {
+            return Err(AppendError::Stock(rejection));
+        }
+        insert_events(&mut tx, batch).await?;
+        write_changes(&mut tx, changes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The events of one append, decoded once for the projections.
+struct EventBatch<'a> {
+    serialized: &'a [SerializedEvent],
+    recorded: Vec<RecordedEvent>,
+}
+
+impl<'a> EventBatch<'a> {
+    fn new(serialized: &'a [SerializedEvent]) -> Result<Self, AppendError> {
+        let mut recorded = Vec::with_capacity(serialized.len());
+        for event in serialized {
+            let unreadable = |reason: String| {
+                AppendError::Store(StoreError::UnreadableEvent {
+                    stream: format!("{}/{}", event.aggregate_type, event.aggregate_id),
+                    sequence: i64::try_from(event.sequence).unwrap_or(i64::MAX),
+                    reason,
+                })
+            };
+            let shop_event = ShopEvent::decode(
+                &event.aggregate_type,
+                &event.event_type,
+                &event.event_version,
+                event.payload.clone(),
+            )
+            .map_err(|e| unreadable(e.to_string()))?;
+            let tenant = event
+                .metadata
+                .get(TENANT_METADATA_KEY)
+                .and_then(Value::as_str)
+                .ok_or_else(|| unreadable(format!("metadata lacks {TENANT_METADATA_KEY}")))
+                .and_then(|t| TenantId::try_from(t).map_err(|e| unreadable(e.to_string())))?;
+            if shop_event.tenant().is_some_and(|t| *t != tenant) {
+                return Err(unreadable(
+                    "payload and metadata name different tenants".into(),
+                ));
+            }
+            recorded.push(RecordedEvent {
+                aggregate_id: event.aggregate_id.clone(),
+                sequence: i64::try_from(event.sequence)
+                    .map_err(|_| unreadable("sequence out of range".into()))?,
+                tenant,
+                event: shop_event,
+            });
+        }
+        Ok(Self {
+            serialized,
+            recorded,
+        })
+    }
+}
+
+async fn insert_events(conn: &mut PgConnection, batch: &EventBatch<'_>) -> Result<(), AppendError> {
+    let events = batch.serialized;
+    let result = sqlx::query(include_str!("sql/insert_events.sql"))
+        .bind(
+            events
+                .iter()
+                .map(|e| e.aggregate_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| e.aggregate_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .recorded
+                .iter()
+                .map(|r| r.sequence)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .iter()
+                .map(|e| e.event_version.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
+        .bind(
+            events
+                .iter()
+                .map(|e| e.metadata.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .recorded
+                .iter()
+                .map(|r| r.tenant.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            batch
+                .recorded
+                .iter()
+                .map(|r| r.event.stream_key().map(|k| k.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        // Only these two constraints mean "someone else appended first"; any
+        // other unique violation is a real error (postgres-es would call
+        // every 23505 a conflict).
+        Err(sqlx::Error::Database(db))
+            if matches!(
+                db.constraint(),
+                Some("events_pkey" | "events_one_stream_per_key")
+            ) =>
+        {
+            Err(AppendError::Conflict)
+        }
+        Err(e) => {
+            if is_unavailable(&e) {
+                Err(AppendError::Store(StoreError::Unavailable(e)))
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl PersistedEventRepository for ProjectingEventRepository {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.reader.get_events::<A>(aggregate_id).await
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        self.reader
+            .get_last_events::<A>(aggregate_id, last_sequence)
+            .await
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        _aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        Ok(None)
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        if snapshot_update.is_some() {
+            return Err(PersistenceError::UnknownError(
+                "snapshots are not supported: use PersistedEventStore::new_event_store".into(),
+            ));
+        }
+        Ok(self.append(events).await?)
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        self.reader.stream_events::<A>(aggregate_id).await
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        // postgres-es' version panics on a row error and orders by per-stream
+        // sequence only; the rebuild reads by global position instead.
+        Err(PersistenceError::UnknownError(
+            "stream_all_events is not supported: use order_store::rebuild, which reads in commit order"
+                .into(),
+        ))
+    }
+}

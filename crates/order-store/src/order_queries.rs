@@ -1,0 +1,227 @@
+//! Reads of orders from the read model. Every query is scoped to a tenant,
+//! and for a customer to their own orders: someone else's order is simply
+//! not found.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, TimeZone, Utc};
+use order_domain::{CustomerId, OrderId, OrderStatus, TenantId};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::order_view::{OrderLineView, OrderView};
+
+/// Whose orders a reader may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderVisibility {
+    /// Only this customer's.
+    Customer(CustomerId),
+    /// All of the tenant's (staff).
+    Tenant,
+}
+
+/// Where a page of orders ends: the next page starts after it. Opaque to
+/// clients (see [`OrderCursor::encode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderCursor {
+    pub placed_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid cursor: pass back the `next` value of a previous page unchanged")]
+pub struct InvalidCursor;
+
+impl OrderCursor {
+    /// URL-safe text, e.g. for `?after=`.
+    pub fn encode(&self) -> String {
+        let raw = format!("{}:{}", self.placed_at.timestamp_micros(), self.id.simple());
+        data_encoding::BASE64URL_NOPAD.encode(raw.as_bytes())
+    }
+
+    pub fn decode(text: &str) -> Result<Self, InvalidCursor> {
+        let raw = data_encoding::BASE64URL_NOPAD
+            .decode(text.as_bytes())
+            .map_err(|_| InvalidCursor)?;
+        let raw = std::str::from_utf8(&raw).map_err(|_| InvalidCursor)?;
+        let (micros, id) = raw.split_once(':').ok_or(InvalidCursor)?;
+        let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
+        Ok(Self {
+            placed_at: Utc.timestamp_micros(micros).single().ok_or(InvalidCursor)?,
+            id: Uuid::try_parse(id).map_err(|_| InvalidCursor)?,
+        })
+    }
+
+    /// Sorts after every real order: the start of the first page.
+    fn start() -> Self {
+        Self {
+            placed_at: Utc
+                .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+                .single()
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            id: Uuid::max(),
+        }
+    }
+}
+
+/// What to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    /// 1 to 100.
+    pub limit: u16,
+    pub after: Option<OrderCursor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderPage {
+    pub orders: Vec<OrderView>,
+    pub next: Option<OrderCursor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderQueries {
+    pool: PgPool,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: Uuid,
+    order_number: String,
+    status: String,
+    customer_id: String,
+    idempotency_key: Option<String>,
+    currency: String,
+    total: i64,
+    note: Option<String>,
+    placed_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    skus: Option<Vec<String>>,
+    names: Option<Vec<String>>,
+    quantities: Option<Vec<i32>>,
+    unit_prices: Option<Vec<i64>>,
+    line_totals: Option<Vec<i64>>,
+}
+
+impl TryFrom<OrderRow> for OrderView {
+    type Error = StoreError;
+
+    fn try_from(row: OrderRow) -> Result<Self, Self::Error> {
+        let status = row
+            .status
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("order {}: {e}", row.id)))?;
+        let lines = row
+            .skus
+            .unwrap_or_default()
+            .into_iter()
+            .zip(row.names.unwrap_or_default())
+            .zip(row.quantities.unwrap_or_default())
+            .zip(row.unit_prices.unwrap_or_default())
+            .zip(row.line_totals.unwrap_or_default())
+            .map(
+                |((((sku, name), quantity), unit_price), line_total)| OrderLineView {
+                    sku,
+                    name,
+                    quantity,
+                    unit_price,
+                    line_total,
+                },
+            )
+            .collect();
+        Ok(Self {
+            id: row.id,
+            order_number: row.order_number,
+            status,
+            customer_id: row.customer_id,
+            idempotency_key: row.idempotency_key,
+            lines,
+            currency: row.currency,
+            total: row.total,
+            note: row.note,
+            placed_at: row.placed_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// The order queries: one shared select list, three WHERE clauses.
+static FIND_ORDER: LazyLock<String> =
+    LazyLock::new(|| order_sql(include_str!("sql/find_order.sql")));
+static LIST_OF_TENANT: LazyLock<String> =
+    LazyLock::new(|| order_sql(include_str!("sql/list_orders_of_tenant.sql")));
+static LIST_OF_CUSTOMER: LazyLock<String> =
+    LazyLock::new(|| order_sql(include_str!("sql/list_orders_of_customer.sql")));
+
+fn order_sql(filter: &str) -> String {
+    format!("{}{}", include_str!("sql/order_columns.sql"), filter)
+}
+
+impl OrderQueries {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn find_order(
+        &self,
+        tenant: &TenantId,
+        id: OrderId,
+        visibility: &OrderVisibility,
+    ) -> Result<Option<OrderView>, StoreError> {
+        let customer = match visibility {
+            OrderVisibility::Customer(c) => Some(c.as_str()),
+            OrderVisibility::Tenant => None,
+        };
+        let row: Option<OrderRow> = sqlx::query_as(FIND_ORDER.as_str())
+            .bind(tenant.as_str())
+            .bind(id.as_uuid())
+            .bind(customer)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(OrderView::try_from).transpose()
+    }
+
+    pub async fn list_orders(
+        &self,
+        tenant: &TenantId,
+        visibility: &OrderVisibility,
+        filter: &OrderFilter,
+    ) -> Result<OrderPage, StoreError> {
+        let limit = filter.limit.clamp(1, 100);
+        let statuses: Vec<&str> = match filter.status {
+            Some(s) => vec![s.as_str()],
+            None => OrderStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        };
+        let after = filter.after.unwrap_or_else(OrderCursor::start);
+        let sql = match visibility {
+            OrderVisibility::Customer(_) => LIST_OF_CUSTOMER.as_str(),
+            OrderVisibility::Tenant => LIST_OF_TENANT.as_str(),
+        };
+        let mut query = sqlx::query_as::<_, OrderRow>(sql)
+            .bind(tenant.as_str())
+            .bind(statuses)
+            .bind(after.placed_at)
+            .bind(after.id)
+            .bind(i64::from(limit) + 1);
+        if let OrderVisibility::Customer(customer) = visibility {
+            query = query.bind(customer.as_str());
+        }
+        let mut rows = query.fetch_all(&self.pool).await?;
+        let more = rows.len() > usize::from(limit);
+        rows.truncate(usize::from(limit));
+        let orders = rows
+            .into_iter()
+            .map(OrderView::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if more {
+            orders.last().map(|o| OrderCursor {
+                placed_at: o.placed_at,
+                id: o.id,
+            })
+        } else {
+            None
+        };
+        Ok(OrderPage { orders, next })
+    }
+}

@@ -1,0 +1,284 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use order_domain::order::{OrderEvent, OrderPlaced};
+use order_domain::product::{ProductDefinition, ProductEvent};
+use order_domain::stock_adjustment::StockAdjustmentEvent;
+use order_domain::{OrderStatus, Sku, TenantId};
+use uuid::Uuid;
+
+use crate::shop_event::{RecordedEvent, ShopEvent};
+
+/// Why events could not be folded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("order stream id {0:?} is not a UUID")]
+    BadOrderId(String),
+    #[error("stock of {sku} in {tenant} overflows")]
+    StockOverflow { tenant: TenantId, sku: Sku },
+}
+
+/// The row changes that a run of events makes to the read model.
+///
+/// Folding is order-sensitive only within a stream (events of one stream
+/// arrive in sequence order); across streams every change commutes: stock is
+/// a sum and `updated_at` a maximum. That is what lets the rebuild replay in
+/// transaction order rather than in the exact commit order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ReadModelChanges {
+    pub(crate) orders: BTreeMap<Uuid, OrderChange>,
+    pub(crate) items: Vec<OrderItemRow>,
+    pub(crate) products: BTreeMap<(TenantId, Sku), ProductRow>,
+    pub(crate) stock: BTreeMap<(TenantId, Sku), StockChange>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OrderChange {
+    /// A new row (with any later status of the same batch already folded in).
+    Insert(OrderRow),
+    /// A status change of a row written by an earlier batch.
+    Update(OrderUpdate),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OrderRow {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub order_number: String,
+    pub customer_id: String,
+    pub idempotency_key: Option<String>,
+    pub status: OrderStatus,
+    pub currency: String,
+    pub total: i64,
+    pub note: Option<String>,
+    pub placed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_event_sequence: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OrderUpdate {
+    pub status: OrderStatus,
+    pub updated_at: DateTime<Utc>,
+    pub sequence: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OrderItemRow {
+    pub order_id: Uuid,
+    pub line_no: i32,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price: i64,
+    pub line_total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ProductRow {
+    pub name: String,
+    pub unit_price: i64,
+    pub currency: String,
+    pub defined_at: DateTime<Utc>,
+}
+
+/// The net change of one SKU's stock on hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockChange {
+    pub delta: i64,
+    /// The latest time among the events behind the change.
+    pub at: DateTime<Utc>,
+}
+
+impl ReadModelChanges {
+    pub fn from_events<'a>(
+        events: impl IntoIterator<Item = &'a RecordedEvent>,
+    ) -> Result<Self, ProjectionError> {
+        let mut changes = Self::default();
+        for event in events {
+            changes.apply(event)?;
+        }
+        Ok(changes)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+            && self.items.is_empty()
+            && self.products.is_empty()
+            && self.stock.is_empty()
+    }
+
+    /// The products whose name or price the events (re)define.
+    pub fn defined_products(&self) -> impl Iterator<Item = &(TenantId, Sku)> {
+        self.products.keys()
+    }
+
+    /// The stock each SKU gains (positive) or loses (negative).
+    pub fn stock_changes(&self) -> &BTreeMap<(TenantId, Sku), StockChange> {
+        &self.stock
+    }
+
+    pub fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        match &recorded.event {
+            ShopEvent::Order(event) => self.apply_order(recorded, event),
+            ShopEvent::Product(
+                ProductEvent::ProductDefined(definition)
+                | ProductEvent::ProductRedefined(definition),
+            ) => {
+                self.define_product(definition);
+                Ok(())
+            }
+            ShopEvent::StockAdjustment(StockAdjustmentEvent::StockAdjusted(adjusted)) => self
+                .change_stock(
+                    &adjusted.tenant,
+                    &adjusted.sku,
+                    adjusted.delta,
+                    adjusted.adjusted_at,
+                ),
+        }
+    }
+
+    fn apply_order(
+        &mut self,
+        recorded: &RecordedEvent,
+        event: &OrderEvent,
+    ) -> Result<(), ProjectionError> {
+        let id = Uuid::try_parse(&recorded.aggregate_id)
+            .map_err(|_| ProjectionError::BadOrderId(recorded.aggregate_id.clone()))?;
+        match event {
+            OrderEvent::OrderPlaced(placed) => self.place(id, recorded.sequence, placed),
+            OrderEvent::OrderPaid { paid_at } => {
+                self.set_status(id, OrderStatus::Paid, *paid_at, recorded.sequence);
+                Ok(())
+            }
+            OrderEvent::OrderShipped { shipped_at } => {
+                self.set_status(id, OrderStatus::Shipped, *shipped_at, recorded.sequence);
+                Ok(())
+            }
+            OrderEvent::OrderCancelled(cancelled) => {
+                self.set_status(
+                    id,
+                    OrderStatus::Cancelled,
+                    cancelled.cancelled_at,
+                    recorded.sequence,
+                );
+                for line in &cancelled.restocked {
+                    self.change_stock(
+                        &recorded.tenant,
+                        &line.sku,
+                        i64::from(line.quantity),
+                        cancelled.cancelled_at,
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn place(
+        &mut self,
+        id: Uuid,
+        sequence: i64,
+        placed: &OrderPlaced,
+    ) -> Result<(), ProjectionError> {
+        self.orders.insert(
+            id,
+            OrderChange::Insert(OrderRow {
+                id,
+                tenant_id: placed.tenant.to_string(),
+                order_number: placed.order_number.to_string(),
+                customer_id: placed.customer.to_string(),
+                idempotency_key: Some(placed.idempotency_key.to_string()),
+                status: OrderStatus::Placed,
+                currency: placed.currency.to_string(),
+                total: placed.total,
+                note: placed.note.as_ref().map(|n| n.to_string()),
+                placed_at: placed.placed_at,
+                updated_at: placed.placed_at,
+                last_event_sequence: sequence,
+            }),
+        );
+        for (index, line) in placed.lines.iter().enumerate() {
+            self.items.push(OrderItemRow {
+                order_id: id,
+                // At most 100 lines: the index always fits.
+                line_no: i32::try_from(index + 1).unwrap_or(i32::MAX),
+                sku: line.sku.to_string(),
+                name: line.name.to_string(),
+                quantity: i32::try_from(line.quantity.get()).unwrap_or(i32::MAX),
+                unit_price: line.unit_price,
+                line_total: line.line_total,
+            });
+            self.change_stock(
+                &placed.tenant,
+                &line.sku,
+                -i64::from(line.quantity),
+                placed.placed_at,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn set_status(&mut self, id: Uuid, status: OrderStatus, at: DateTime<Utc>, sequence: i64) {
+        match self.orders.get_mut(&id) {
+            Some(OrderChange::Insert(row)) if row.last_event_sequence < sequence => {
+                row.status = status;
+                row.updated_at = at;
+                row.last_event_sequence = sequence;
+            }
+            Some(OrderChange::Update(update)) if update.sequence < sequence => {
+                *update = OrderUpdate {
+                    status,
+                    updated_at: at,
+                    sequence,
+                };
+            }
+            Some(_) => {}
+            None => {
+                self.orders.insert(
+                    id,
+                    OrderChange::Update(OrderUpdate {
+                        status,
+                        updated_at: at,
+                        sequence,
+                    }),
+                );
+            }
+        }
+    }
+
+    fn define_product(&mut self, definition: &ProductDefinition) {
+        self.products.insert(
+            (definition.tenant.clone(), definition.sku.clone()),
+            ProductRow {
+                name: definition.name.to_string(),
+                unit_price: definition.unit_price,
+                currency: definition.currency.to_string(),
+                defined_at: definition.defined_at,
+            },
+        );
+    }
+
+    fn change_stock(
+        &mut self,
+        tenant: &TenantId,
+        sku: &Sku,
+        delta: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), ProjectionError> {
+        let change = self
+            .stock
+            .entry((tenant.clone(), sku.clone()))
+            .or_insert(StockChange { delta: 0, at });
+        change.delta =
+            change
+                .delta
+                .checked_add(delta)
+                .ok_or_else(|| ProjectionError::StockOverflow {
+                    tenant: tenant.clone(),
+                    sku: sku.clone(),
+                })?;
+        change.at = change.at.max(at);
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+
+/// The server the tests use: `DATABASE_URL` (a role that may create
+/// databases), or the local default the test script provides.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of its own for one test, migrated, dropped when the value is
+/// dropped (also when the test panics), so tests run in parallel.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub pool: PgPool,
+    name: String,
+    admin: PgConnectOptions,
+}
+
+impl TestDatabase {
+    pub async fn new() -> Self {
+        Self::with_pool_size(16).await
+    }
+
+    pub async fn with_pool_size(max_connections: u32) -> Self {
+        let admin = PgConnectOptions::from_str(&admin_url())
+            .expect("DATABASE_URL is not a PostgreSQL URL")
+            .disable_statement_logging();
+        let name = format!("store_orders_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect_with(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {}: {e}", admin_url()));
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("CREATE DATABASE");
+        conn.close().await.ok();
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(admin.clone().database(&name))
+            .await
+            .expect("connect to the test database");
+        order_store::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("migrations apply to a fresh database");
+        Self { pool, name, admin }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Connection options for this database (e.g. for a second pool).
+    pub fn options(&self) -> PgConnectOptions {
+        self.admin.clone().database(&self.name)
+    }
+
+    /// A URL for this database, for processes started by a test.
+    pub fn url(&self) -> String {
+        let admin = admin_url();
+        let scheme_end = admin.find("://").map_or(0, |i| i + 3);
+        let path_start = admin[scheme_end..]
+            .find('/')
+            .map_or(admin.len(), |i| scheme_end + i);
+        let query = admin[path_start..]
+            .find('?')
+            .map(|i| &admin[path_start + i..]);
+        format!(
+            "{}/{}{}",
+            &admin[..path_start],
+            self.name,
+            query.unwrap_or("")
+        )
+    }
+
+    /// Number of rows of `sql` (a `SELECT count(*) ...`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot block on async
+        // work; a thread with its own runtime can. It must not touch the
+        // pool (its connections belong to the blocked runtime): FORCE ends
+        // their sessions from the server side.
+        let dropper = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        });
+        let _ = dropper.join();
+    }
+}

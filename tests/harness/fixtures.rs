@@ -1,0 +1,133 @@
+//! Builders for the shop's values and the common set-ups of a scenario.
+
+use chrono::{DateTime, TimeZone, Utc};
+use order_domain::{
+    Currency, CustomerId, IdempotencyKey, Money, OrderId, ProductName, Quantity, Sku, StockDelta,
+    StockReason, TenantId,
+};
+use order_store::{Actor, CatalogueCommands, Checkout, CommandContext, RequestedLine};
+use sqlx::PgPool;
+
+pub fn tenant(s: &str) -> TenantId {
+    TenantId::try_from(s).unwrap()
+}
+
+pub fn key(s: &str) -> IdempotencyKey {
+    IdempotencyKey::try_from(s).unwrap()
+}
+
+pub fn sku(s: &str) -> Sku {
+    Sku::try_from(s).unwrap()
+}
+
+pub fn customer(s: &str) -> CustomerId {
+    CustomerId::try_from(s).unwrap()
+}
+
+pub fn pyg(amount: i64) -> Money {
+    Money::new(amount, Currency::try_from("PYG").unwrap())
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+pub fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap() + chrono::Duration::seconds(seconds)
+}
+
+/// Customer `customer_id` of `tenant_slug`.
+pub fn as_customer(tenant_slug: &str, customer_id: &str) -> CommandContext {
+    CommandContext {
+        tenant: tenant(tenant_slug),
+        actor: Actor::Customer(customer(customer_id)),
+        request_id: None,
+    }
+}
+
+/// A staff member of `tenant_slug`.
+pub fn as_staff(tenant_slug: &str) -> CommandContext {
+    CommandContext {
+        tenant: tenant(tenant_slug),
+        actor: Actor::Staff("staff-1".to_owned()),
+        request_id: None,
+    }
+}
+
+/// A checkout by `customer_id` with key `key_text` of `(sku, quantity)` lines.
+pub fn checkout(customer_id: &str, key_text: &str, lines: &[(&str, i64)]) -> Checkout {
+    Checkout {
+        idempotency_key: key(key_text),
+        customer: customer(customer_id),
+        lines: lines
+            .iter()
+            .map(|(s, q)| RequestedLine {
+                sku: sku(s),
+                quantity: Quantity::try_from(*q).unwrap(),
+            })
+            .collect(),
+        note: None,
+        at: now(),
+    }
+}
+
+pub fn order_id(tenant_slug: &str, key_text: &str) -> OrderId {
+    OrderId::for_checkout(&tenant(tenant_slug), &key(key_text))
+}
+
+/// Defines `sku_code` at `price` guaraníes in `tenant_slug` and receives
+/// `stock` units of it.
+pub async fn stocked_product(
+    pool: &PgPool,
+    tenant_slug: &str,
+    sku_code: &str,
+    price: i64,
+    stock: i64,
+) {
+    let catalogue = CatalogueCommands::new(pool.clone());
+    let staff = as_staff(tenant_slug);
+    catalogue
+        .define_product(
+            &staff,
+            sku(sku_code),
+            ProductName::try_from(format!("Product {sku_code}")).unwrap(),
+            pyg(price),
+            now(),
+        )
+        .await
+        .unwrap();
+    if stock > 0 {
+        catalogue
+            .adjust_stock(
+                &staff,
+                key(&format!("initial-{sku_code}")),
+                sku(sku_code),
+                StockDelta::try_from(stock).unwrap(),
+                StockReason::Received,
+                now(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+pub async fn on_hand(pool: &PgPool, tenant_slug: &str, sku_code: &str) -> i64 {
+    sqlx::query_scalar("SELECT on_hand FROM inventory WHERE tenant_id = $1 AND sku = $2")
+        .bind(tenant_slug)
+        .bind(sku_code)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// The read model must equal a fresh fold of the events table: replays
+/// every event through the projections into a shadow schema and compares.
+pub async fn assert_read_model_matches_events(pool: &PgPool) {
+    let report = order_store::rebuild::verify(pool, "fold_check")
+        .await
+        .unwrap();
+    assert!(
+        report.is_clean(),
+        "read model drifted from the events: {report:#?}"
+    );
+}

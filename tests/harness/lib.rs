@@ -1,0 +1,10 @@
+//! The harness shared by the end-to-end tests: a fresh database per test,
+//! and builders for the shop's values.
+//!
+//! Tests panic on failure by design, so unwrap/expect are fine here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod database;
+pub mod fixtures;
+
+pub use database::TestDatabase;

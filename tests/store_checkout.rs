@@ -1,0 +1,462 @@
+//! The store's checkout guarantees against a real PostgreSQL: one order per
+//! (tenant, key) however many duplicates race, no oversell, no deadlock, and
+//! a rejected checkout stores nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::join_all;
+use order_domain::order::OrderError;
+use order_store::{CheckoutError, CheckoutOutcome, OrderCommands, OrderQueries, OrderVisibility};
+use store_orders_tests::fixtures::*;
+use store_orders_tests::TestDatabase;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_concurrent_identical_checkouts_make_one_order_and_one_decrement() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "DOG-FOOD", 125_000, 100).await;
+    let commands = Arc::new(OrderCommands::new(db.pool.clone()));
+    let started = Instant::now();
+    let results = join_all((0..64).map(|_| {
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            commands
+                .place_order(
+                    &as_customer("acme", "cust-1"),
+                    checkout("cust-1", "k-64", &[("DOG-FOOD", 2)]),
+                )
+                .await
+        })
+    }))
+    .await;
+    eprintln!(
+        "64 concurrent duplicates answered in {:?}",
+        started.elapsed()
+    );
+    let placed: Vec<_> = results
+        .into_iter()
+        .map(|r| r.unwrap().expect("every duplicate is answered, none fails"))
+        .collect();
+    let created = placed
+        .iter()
+        .filter(|p| p.outcome == CheckoutOutcome::Created)
+        .count();
+    assert_eq!(created, 1, "exactly one request creates the order");
+    let first = &placed[0].order;
+    assert!(placed
+        .iter()
+        .all(|p| p.order.id == first.id && p.order.order_number == first.order_number));
+    assert_eq!(first.id, *order_id("acme", "k-64").as_uuid());
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE aggregate_type = 'Order'")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE event_type = 'OrderPlaced'")
+            .await,
+        1
+    );
+    assert_eq!(db.count("SELECT count(*) FROM store_orders").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM store_order_items").await, 1);
+    assert_eq!(on_hand(&db.pool, "acme", "DOG-FOOD").await, 98);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test]
+async fn a_replay_returns_the_order_as_first_placed_even_after_a_price_change() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 1_000, 10).await;
+    let commands = OrderCommands::new(db.pool.clone());
+    let customer = as_customer("acme", "cust-1");
+    let first = commands
+        .place_order(&customer, checkout("cust-1", "k", &[("A", 3)]))
+        .await
+        .unwrap();
+    assert_eq!(first.outcome, CheckoutOutcome::Created);
+    assert_eq!(
+        (first.order.total, first.order.lines[0].unit_price),
+        (3_000, 1_000)
+    );
+    stocked_product(&db.pool, "acme", "A", 9_999, 0).await;
+    let replay = commands
+        .place_order(&customer, checkout("cust-1", "k", &[("A", 3)]))
+        .await
+        .unwrap();
+    assert_eq!(replay.outcome, CheckoutOutcome::Replayed);
+    assert_eq!(replay.order, first.order);
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 7);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test]
+async fn the_order_is_readable_the_moment_checkout_returns() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 1_000, 10).await;
+    stocked_product(&db.pool, "acme", "B", 250, 10).await;
+    let commands = OrderCommands::new(db.pool.clone());
+    let mut request = checkout("cust-1", "k", &[("B", 1), ("A", 2)]);
+    request.note = Some("leave at the door".try_into().unwrap());
+    let placed = commands
+        .place_order(&as_customer("acme", "cust-1"), request)
+        .await
+        .unwrap();
+    let read = OrderQueries::new(db.pool.clone())
+        .find_order(
+            &tenant("acme"),
+            order_id("acme", "k"),
+            &OrderVisibility::Tenant,
+        )
+        .await
+        .unwrap()
+        .expect("read-your-writes: no 404 window");
+    assert_eq!(read, placed.order);
+    assert_eq!(read.total, 2_250);
+    assert_eq!(
+        read.lines
+            .iter()
+            .map(|l| l.sku.as_str())
+            .collect::<Vec<_>>(),
+        ["B", "A"]
+    );
+    assert_eq!(read.note.as_deref(), Some("leave at the door"));
+    assert_eq!(read.idempotency_key.as_deref(), Some("k"));
+}
+
+#[tokio::test]
+async fn the_same_key_in_two_tenants_makes_two_unrelated_orders() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 1_000, 10).await;
+    stocked_product(&db.pool, "zeta", "A", 2_000, 10).await;
+    let commands = OrderCommands::new(db.pool.clone());
+    let a = commands
+        .place_order(
+            &as_customer("acme", "c"),
+            checkout("c", "shared-key", &[("A", 1)]),
+        )
+        .await
+        .unwrap();
+    let z = commands
+        .place_order(
+            &as_customer("zeta", "c"),
+            checkout("c", "shared-key", &[("A", 1)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.outcome, z.outcome),
+        (CheckoutOutcome::Created, CheckoutOutcome::Created)
+    );
+    assert_ne!(a.order.id, z.order.id);
+    assert_eq!((a.order.total, z.order.total), (1_000, 2_000));
+    assert_eq!(db.count("SELECT count(*) FROM store_orders").await, 2);
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 9);
+    assert_eq!(on_hand(&db.pool, "zeta", "A").await, 9);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test]
+async fn it_rejects_a_reused_key_with_other_lines_or_another_customer_and_stores_nothing() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 1_000, 10).await;
+    stocked_product(&db.pool, "acme", "B", 1_000, 10).await;
+    let commands = OrderCommands::new(db.pool.clone());
+    commands
+        .place_order(
+            &as_customer("acme", "cust-1"),
+            checkout("cust-1", "k", &[("A", 1)]),
+        )
+        .await
+        .unwrap();
+    let events_before = db.count("SELECT count(*) FROM events").await;
+    let attempts = [
+        (
+            as_customer("acme", "cust-1"),
+            checkout("cust-1", "k", &[("A", 2)]),
+        ),
+        (
+            as_customer("acme", "cust-1"),
+            checkout("cust-1", "k", &[("A", 1), ("B", 1)]),
+        ),
+        (
+            as_customer("acme", "cust-2"),
+            checkout("cust-2", "k", &[("A", 1)]),
+        ),
+    ];
+    for (context, request) in attempts {
+        let err = commands.place_order(&context, request).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CheckoutError::Rejected(OrderError::IdempotencyKeyReused)
+            ),
+            "{err:?}"
+        );
+    }
+    assert_eq!(db.count("SELECT count(*) FROM events").await, events_before);
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 9);
+    assert_eq!(on_hand(&db.pool, "acme", "B").await, 10);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_last_unit_goes_to_exactly_one_of_eight_buyers() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "LAST", 500, 1).await;
+    let commands = Arc::new(OrderCommands::new(db.pool.clone()));
+    let results = join_all((0..8).map(|i| {
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            let buyer = format!("buyer-{i}");
+            commands
+                .place_order(
+                    &as_customer("acme", &buyer),
+                    checkout(&buyer, &format!("k-{i}"), &[("LAST", 1)]),
+                )
+                .await
+        })
+    }))
+    .await;
+    let (mut sold, mut refused) = (0, 0);
+    for result in results {
+        match result.unwrap() {
+            Ok(p) => {
+                assert_eq!(p.outcome, CheckoutOutcome::Created);
+                sold += 1;
+            }
+            Err(CheckoutError::OutOfStock {
+                sku,
+                requested,
+                available,
+            }) => {
+                assert_eq!((sku.as_str(), requested, available), ("LAST", 1, 0));
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((sold, refused), (1, 7));
+    assert_eq!(on_hand(&db.pool, "acme", "LAST").await, 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE aggregate_type = 'Order'")
+            .await,
+        1
+    );
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_buyers_of_a_hundred_units_make_exactly_a_hundred_orders() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "HOT", 100, 100).await;
+    let commands = Arc::new(OrderCommands::new(db.pool.clone()));
+    let started = Instant::now();
+    let results = join_all((0..200).map(|i| {
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            let buyer = format!("buyer-{i}");
+            commands
+                .place_order(
+                    &as_customer("acme", &buyer),
+                    checkout(&buyer, &format!("k-{i}"), &[("HOT", 1)]),
+                )
+                .await
+        })
+    }))
+    .await;
+    eprintln!(
+        "200 buyers of 100 units answered in {:?}",
+        started.elapsed()
+    );
+    let mut sold = 0;
+    for result in results {
+        match result.unwrap() {
+            Ok(_) => sold += 1,
+            Err(CheckoutError::OutOfStock { available: 0, .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(sold, 100);
+    assert_eq!(on_hand(&db.pool, "acme", "HOT").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM store_orders").await, 100);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_orders_of_the_same_two_skus_in_opposite_line_order_never_deadlock() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 10, 1_000).await;
+    stocked_product(&db.pool, "acme", "B", 20, 1_000).await;
+    let commands = Arc::new(OrderCommands::new(db.pool.clone()));
+    let started = Instant::now();
+    let results = join_all((0..50).map(|i| {
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            let lines: &[(&str, i64)] = if i % 2 == 0 {
+                &[("A", 1), ("B", 2)]
+            } else {
+                &[("B", 2), ("A", 1)]
+            };
+            let buyer = format!("buyer-{i}");
+            commands
+                .place_order(
+                    &as_customer("acme", &buyer),
+                    checkout(&buyer, &format!("k-{i}"), lines),
+                )
+                .await
+        })
+    }))
+    .await;
+    eprintln!(
+        "50 crossed two-line orders answered in {:?}",
+        started.elapsed()
+    );
+    for result in results {
+        let placed = result.unwrap().expect("no deadlock error reaches a caller");
+        assert_eq!(placed.outcome, CheckoutOutcome::Created);
+    }
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 950);
+    assert_eq!(on_hand(&db.pool, "acme", "B").await, 900);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test]
+async fn an_unknown_sku_is_refused_and_stores_nothing() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 10, 10).await;
+    stocked_product(&db.pool, "zeta", "ZETA-ONLY", 10, 10).await;
+    let commands = OrderCommands::new(db.pool.clone());
+    let events_before = db.count("SELECT count(*) FROM events").await;
+    for lines in [&[("A", 1), ("NOPE", 1)][..], &[("ZETA-ONLY", 1)][..]] {
+        let err = commands
+            .place_order(&as_customer("acme", "c"), checkout("c", "k", lines))
+            .await
+            .unwrap_err();
+        let CheckoutError::UnknownSku { sku } = err else {
+            panic!("{err:?}")
+        };
+        assert!(matches!(sku.as_str(), "NOPE" | "ZETA-ONLY"));
+    }
+    assert_eq!(db.count("SELECT count(*) FROM events").await, events_before);
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 10);
+}
+
+#[tokio::test]
+async fn a_checkout_refused_for_stock_stores_nothing_and_its_key_is_evaluated_afresh() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 10, 1).await;
+    let commands = OrderCommands::new(db.pool.clone());
+    let customer = as_customer("acme", "c");
+    let err = commands
+        .place_order(&customer, checkout("c", "k", &[("A", 3)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CheckoutError::OutOfStock {
+                requested: 3,
+                available: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE aggregate_type = 'Order'")
+            .await,
+        0
+    );
+    order_store::CatalogueCommands::new(db.pool.clone())
+        .adjust_stock(
+            &as_staff("acme"),
+            key("more"),
+            sku("A"),
+            5.try_into().unwrap(),
+            order_domain::StockReason::Received,
+            now(),
+        )
+        .await
+        .unwrap();
+    let placed = commands
+        .place_order(&customer, checkout("c", "k", &[("A", 3)]))
+        .await
+        .unwrap();
+    assert_eq!(placed.outcome, CheckoutOutcome::Created);
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 3);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test]
+async fn a_failing_projection_leaves_no_event_behind() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 10, 10).await;
+    // Inject a projection failure after the events are inserted: the
+    // store_orders insert raises.
+    sqlx::raw_sql(
+        "CREATE FUNCTION fail_projection() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'injected projection failure'; END $$; \
+         CREATE TRIGGER fail_projection BEFORE INSERT ON store_orders \
+         FOR EACH ROW EXECUTE FUNCTION fail_projection();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let commands = OrderCommands::new(db.pool.clone());
+    let customer = as_customer("acme", "c");
+    let err = commands
+        .place_order(&customer, checkout("c", "k", &[("A", 2)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CheckoutError::Store(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("injected projection failure"),
+        "{err}"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE aggregate_type = 'Order'")
+            .await,
+        0
+    );
+    assert_eq!(db.count("SELECT count(*) FROM store_orders").await, 0);
+    assert_eq!(
+        on_hand(&db.pool, "acme", "A").await,
+        10,
+        "the stock decrement was rolled back too"
+    );
+    sqlx::query("DROP TRIGGER fail_projection ON store_orders")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let placed = commands
+        .place_order(&customer, checkout("c", "k", &[("A", 2)]))
+        .await
+        .unwrap();
+    assert_eq!(placed.outcome, CheckoutOutcome::Created);
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 8);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+#[tokio::test]
+async fn the_store_itself_refuses_a_second_stream_for_one_tenant_and_key() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 10, 10).await;
+    OrderCommands::new(db.pool.clone())
+        .place_order(&as_customer("acme", "c"), checkout("c", "k", &[("A", 1)]))
+        .await
+        .unwrap();
+    // Even with a stream id not derived from (tenant, key), a second
+    // OrderPlaced for the pair is refused by the unique index.
+    let err = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata, tenant_id, idempotency_key) \
+         SELECT aggregate_type, gen_random_uuid()::text, 1, event_type, event_version, payload, \
+         metadata, tenant_id, idempotency_key FROM events WHERE event_type = 'OrderPlaced'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap_err();
+    let db_err = err.as_database_error().expect("a database error");
+    assert_eq!(db_err.constraint(), Some("events_one_stream_per_key"));
+}
