@@ -460,3 +460,40 @@ async fn the_store_itself_refuses_a_second_stream_for_one_tenant_and_key() {
     let db_err = err.as_database_error().expect("a database error");
     assert_eq!(db_err.constraint(), Some("events_one_stream_per_key"));
 }
+
+#[tokio::test]
+async fn a_deadlock_reported_by_postgresql_is_retried_without_the_caller_noticing() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 10, 10).await;
+    // The first two store_orders inserts fail as deadlock victims; sequences
+    // are not rolled back, so the third attempt goes through.
+    sqlx::raw_sql(
+        "CREATE SEQUENCE deadlocks; \
+         CREATE FUNCTION fake_deadlock() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN IF nextval('deadlocks') <= 2 THEN \
+              RAISE EXCEPTION 'simulated deadlock' USING ERRCODE = '40P01'; \
+            END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER fake_deadlock BEFORE INSERT ON store_orders \
+         FOR EACH ROW EXECUTE FUNCTION fake_deadlock();",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let placed = OrderCommands::new(db.pool.clone())
+        .place_order(&as_customer("acme", "c"), checkout("c", "k", &[("A", 4)]))
+        .await
+        .expect("the deadlock is retried transparently");
+    assert_eq!(placed.outcome, CheckoutOutcome::Created);
+    let attempts: i64 = sqlx::query_scalar("SELECT last_value FROM deadlocks")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 3);
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE aggregate_type = 'Order'")
+            .await,
+        1
+    );
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 6);
+    assert_read_model_matches_events(&db.pool).await;
+}
