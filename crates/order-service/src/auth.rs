@@ -1,0 +1,202 @@
+//! Bearer tokens: HS256 JWTs signed with the service's secret. The tenant
+//! and role of every request come from the token's claims, and from nowhere
+//! else.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use chrono::{Duration, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use order_domain::{CustomerId, TenantId};
+use order_store::{Actor, CommandContext, OrderVisibility};
+use serde::{Deserialize, Serialize};
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// Longest Authorization header looked at; a bigger one is refused unread.
+const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Staff,
+}
+
+/// The claims this service reads and mints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The customer id (or the staff member's id).
+    pub sub: String,
+    /// The tenant slug.
+    pub tenant: String,
+    pub role: Role,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+/// The HS256 keys. Only HS256 is accepted: a token whose header names another
+/// algorithm (`none`, or RS256 to pass the secret off as a public key) is
+/// refused before its signature is even looked at.
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtKeys(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the JWT secret must be at least 32 bytes")]
+pub struct WeakSecret;
+
+impl JwtKeys {
+    pub const MIN_SECRET_LEN: usize = 32;
+
+    pub fn new(secret: &[u8]) -> Result<Self, WeakSecret> {
+        if secret.len() < Self::MIN_SECRET_LEN {
+            return Err(WeakSecret);
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })
+    }
+
+    /// Mints a token (for the `token` subcommand, the demo and tests).
+    pub fn mint(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        role: Role,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = Utc::now();
+        let claims = Claims {
+            sub: subject.to_owned(),
+            tenant: tenant.to_string(),
+            role,
+            exp: (now + ttl).timestamp(),
+            iat: Some(now.timestamp()),
+            nbf: None,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims)
+    }
+}
+
+/// Who is calling: verified from the bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant: TenantId,
+    pub subject: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Staff-only routes: a customer gets 403.
+    pub fn require_staff(&self) -> Result<(), ApiError> {
+        match self.role {
+            Role::Staff => Ok(()),
+            Role::Customer => Err(ApiError::new(
+                order_api::ProblemKind::Forbidden,
+                "this route is for staff; your token's role is customer",
+            )),
+        }
+    }
+
+    pub fn customer_id(&self) -> Result<CustomerId, ApiError> {
+        CustomerId::try_from(self.subject.as_str())
+            .map_err(|e| ApiError::unauthenticated(format!("the token's sub is not usable: {e}")))
+    }
+
+    /// Whose orders this caller may see.
+    pub fn visibility(&self) -> Result<OrderVisibility, ApiError> {
+        Ok(match self.role {
+            Role::Staff => OrderVisibility::Tenant,
+            Role::Customer => OrderVisibility::Customer(self.customer_id()?),
+        })
+    }
+
+    pub fn command_context(&self, request_id: Option<String>) -> Result<CommandContext, ApiError> {
+        Ok(CommandContext {
+            tenant: self.tenant.clone(),
+            actor: match self.role {
+                Role::Staff => Actor::Staff(self.subject.clone()),
+                Role::Customer => Actor::Customer(self.customer_id()?),
+            },
+            request_id,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthenticated("send Authorization: Bearer <token>"))?;
+        if header.len() > MAX_AUTHORIZATION_LEN {
+            return Err(ApiError::unauthenticated(
+                "the Authorization header is too large",
+            ));
+        }
+        let value = header
+            .to_str()
+            .map_err(|_| ApiError::unauthenticated("the Authorization header is not ASCII"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated("use the Bearer scheme: Authorization: Bearer <token>")
+            })?;
+        let claims = state.keys.verify(token).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let why = match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet",
+                ErrorKind::InvalidSignature => "the token's signature does not verify",
+                ErrorKind::InvalidAlgorithm => "only HS256 tokens are accepted",
+                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp, sub)",
+                ErrorKind::Json(_) => "the token's claims are malformed (sub, tenant, role, exp)",
+                _ => "the token is malformed",
+            };
+            ApiError::unauthenticated(why)
+        })?;
+        let tenant = TenantId::try_from(claims.tenant.as_str()).map_err(|_| {
+            ApiError::unauthenticated("the token's tenant is not a valid tenant slug")
+        })?;
+        tracing::Span::current().record("tenant", tenant.as_str());
+        Ok(Self {
+            tenant,
+            subject: claims.sub,
+            role: claims.role,
+        })
+    }
+}

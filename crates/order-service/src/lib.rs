@@ -1,0 +1,114 @@
+//! The store-orders HTTP service: the contract of `shared/spec/http-api.md`
+//! over `order-store`'s commands and queries.
+//!
+//! [`app`] builds the router from an [`AppState`] (tests call it with
+//! `oneshot`, no socket); [`serve`] runs it on a listener until the shutdown
+//! future resolves, then drains in-flight requests.
+//!
+//! # Layout
+//! - `routes/`: one module per resource (checkout, orders, products,
+//!   operations), each handler annotated for the OpenAPI document.
+//! - `auth.rs`: HS256 JWTs; the tenant and role come from the token only.
+//! - `extract.rs`: extractors whose failures name the offending field.
+//! - `problem.rs`: every error answer is an RFC 9457 problem.
+//! - `telemetry.rs`, `metrics.rs`: request ids, spans, Prometheus.
+//! - `openapi.rs`: the generated OpenAPI 3.1 document.
+//! - `config.rs`: the typed configuration, read once at start.
+//! - `seed.rs`: the demo tenant.
+//! - `main.rs`: the `order-service` binary (serve, migrate, token, seed-demo).
+
+pub mod auth;
+pub mod config;
+mod convert;
+mod extract;
+pub mod metrics;
+mod openapi;
+pub mod problem;
+mod routes;
+pub mod seed;
+pub mod state;
+pub mod telemetry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::routing::{get, post, put};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use auth::{Claims, JwtKeys, Role};
+pub use openapi::ApiDoc;
+pub use state::AppState;
+
+/// Request bodies over this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole HTTP surface, with its middleware. `request_timeout` bounds a
+/// request's handling (503 problem with `Retry-After` when exceeded).
+pub fn app(state: AppState, request_timeout: Duration) -> Router {
+    let api = Router::new()
+        .route("/v1/checkout", post(routes::checkout::checkout))
+        .route("/v1/orders", get(routes::orders::list_orders))
+        .route("/v1/orders/{id}", get(routes::orders::get_order))
+        .route("/v1/orders/{id}/cancel", post(routes::orders::cancel_order))
+        .route("/v1/orders/{id}/pay", post(routes::orders::pay_order))
+        .route("/v1/orders/{id}/ship", post(routes::orders::ship_order))
+        .route("/v1/products", get(routes::products::list_products))
+        .route(
+            "/v1/products/{sku}",
+            put(routes::products::define_product).get(routes::products::get_product),
+        )
+        .route(
+            "/v1/products/{sku}/stock",
+            post(routes::products::adjust_stock),
+        )
+        .route("/healthz", get(routes::operations::healthz))
+        .route("/readyz", get(routes::operations::readyz))
+        .route("/metrics", get(routes::operations::metrics))
+        .route("/openapi.json", get(routes::operations::openapi))
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
+        .with_state(state);
+    // Outermost first: every response, whatever produced it, carries the
+    // request id, is traced and counted, and leaves as a problem if it is an
+    // error.
+    api.layer(
+        ServiceBuilder::new()
+            .layer(middleware::from_fn(telemetry::request_id))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(telemetry::request_span)
+                    .on_request(())
+                    .on_response(telemetry::record_response)
+                    .on_failure(()),
+            )
+            .layer(middleware::from_fn(metrics::track_requests))
+            .layer(middleware::from_fn(problem::problem_responses))
+            .layer(CatchPanicLayer::custom(problem::panic_response))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                request_timeout,
+            ))
+            // Enforced by the body extractors: a bigger body is refused with
+            // 413 before it is buffered.
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)),
+    )
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting
+/// and waits for in-flight requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,87 @@
+//! Prometheus metrics: requests by route and status, commands by outcome.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Seconds buckets for request latency: 1 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process's Prometheus recorder (installed on first use; one per
+/// process, shared by every app instance in it).
+pub fn prometheus() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests by route, method and status"
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "HTTP request latency by route, method and status"
+    );
+    metrics::describe_counter!(
+        "orders_commands_total",
+        "Commands by command and outcome (created, replayed, changed, unchanged, rejected, failed; conflict_retried counts re-runs after a concurrent append)"
+    );
+    metrics::describe_counter!(
+        "orders_events_applied_total",
+        "Events appended and projected"
+    );
+    metrics::describe_gauge!(
+        "orders_projector_lag_events",
+        "Committed events a commit-order reader cannot read yet (held back by a running transaction)"
+    );
+    metrics::describe_gauge!(
+        "orders_projector_lag_seconds",
+        "Age of the oldest running transaction holding back commit-order readers"
+    );
+}
+
+/// Records one command's outcome.
+pub fn command(command: &'static str, outcome: &'static str) {
+    metrics::counter!("orders_commands_total", "command" => command, "outcome" => outcome)
+        .increment(1);
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn track_requests(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,168 @@
+//! `POST /v1/checkout`: the idempotent checkout.
+
+use std::collections::HashSet;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use order_api::{CheckoutRequest, ProblemKind};
+use order_domain::order::OrderError;
+use order_domain::{Order, OrderNote, Quantity, Sku};
+use order_store::{Checkout, CheckoutError, CheckoutOutcome, RequestedLine};
+
+use super::json_answer;
+use crate::auth::Caller;
+use crate::convert;
+use crate::extract::{IdempotencyKeyHeader, JsonBody, RequestId};
+use crate::metrics;
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// Places the order for (tenant, Idempotency-Key), or replays it.
+#[utoipa::path(
+    post,
+    path = "/v1/checkout",
+    tag = "checkout",
+    request_body = CheckoutRequest,
+    params(
+        ("Idempotency-Key" = String, Header,
+         description = "1 to 255 visible ASCII characters: a fresh UUIDv4 per checkout, reused on every retry of it"),
+    ),
+    responses(
+        (status = 201, description = "The order was placed", body = order_api::Order,
+         headers(("Location" = String, description = "/v1/orders/{id}"))),
+        (status = 200, description = "A replay: the same order as the 201, as it stands now", body = order_api::Order,
+         headers(("Idempotent-Replayed" = String, description = "true"))),
+        (status = 400, description = "Idempotency-Key missing or invalid, or malformed JSON", body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Out of stock", body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Key reused for a different request, unknown SKU, or invalid body", body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded; retry with the same key", body = order_api::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn checkout(
+    State(state): State<AppState>,
+    caller: Caller,
+    IdempotencyKeyHeader(idempotency_key): IdempotencyKeyHeader,
+    RequestId(request_id): RequestId,
+    JsonBody(body): JsonBody<CheckoutRequest>,
+) -> Result<Response, ApiError> {
+    let context = caller.command_context(request_id)?;
+    let checkout = Checkout {
+        idempotency_key,
+        customer: caller.customer_id()?,
+        lines: parse_lines(&body)?,
+        note: body
+            .note
+            .map(OrderNote::try_from)
+            .transpose()
+            .map_err(|e| invalid("note", e.reason))?,
+        at: Utc::now(),
+    };
+    match state.orders.place_order(&context, checkout).await {
+        Ok(placed) => {
+            let order = convert::order(placed.order);
+            Ok(match placed.outcome {
+                CheckoutOutcome::Created => {
+                    metrics::command("checkout", "created");
+                    let mut response = json_answer(StatusCode::CREATED, false, &order);
+                    if let Ok(location) = HeaderValue::from_str(&format!("/v1/orders/{}", order.id))
+                    {
+                        response.headers_mut().insert(header::LOCATION, location);
+                    }
+                    response
+                }
+                CheckoutOutcome::Replayed => {
+                    metrics::command("checkout", "replayed");
+                    json_answer(StatusCode::OK, true, &order)
+                }
+            })
+        }
+        Err(err) => {
+            let answer = checkout_problem(err);
+            metrics::command(
+                "checkout",
+                if answer.problem.status.is_some_and(|s| s.is_server_error()) {
+                    "failed"
+                } else {
+                    "rejected"
+                },
+            );
+            Err(answer)
+        }
+    }
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ProblemKind::InvalidBody, format!("{field}: {reason}")).with_field(field)
+}
+
+/// 1 to 100 lines, each a valid SKU at most once with a quantity of 1 to 10000.
+fn parse_lines(body: &CheckoutRequest) -> Result<Vec<RequestedLine>, ApiError> {
+    if body.lines.is_empty() {
+        return Err(invalid("lines", "an order needs at least one line"));
+    }
+    if body.lines.len() > Order::MAX_LINES {
+        return Err(invalid(
+            "lines",
+            format!(
+                "at most {} lines; got {}",
+                Order::MAX_LINES,
+                body.lines.len()
+            ),
+        ));
+    }
+    let mut seen = HashSet::with_capacity(body.lines.len());
+    let mut lines = Vec::with_capacity(body.lines.len());
+    for (i, line) in body.lines.iter().enumerate() {
+        let sku = Sku::try_from(line.sku.as_str())
+            .map_err(|e| invalid(&format!("lines[{i}].sku"), e.reason))?;
+        let quantity = Quantity::try_from(line.quantity)
+            .map_err(|e| invalid(&format!("lines[{i}].quantity"), e.reason))?;
+        if !seen.insert(sku.clone()) {
+            return Err(invalid(
+                &format!("lines[{i}].sku"),
+                format!("{sku} appears on more than one line; put the whole quantity on one line"),
+            ));
+        }
+        lines.push(RequestedLine { sku, quantity });
+    }
+    Ok(lines)
+}
+
+fn checkout_problem(err: CheckoutError) -> ApiError {
+    match err {
+        CheckoutError::UnknownSku { sku } => ApiError::new(
+            ProblemKind::UnknownSku,
+            format!("SKU {sku} is not in this shop's catalogue"),
+        )
+        .with_sku(sku.to_string()),
+        CheckoutError::OutOfStock { sku, requested, available } => {
+            let mut problem = ApiError::new(
+                ProblemKind::OutOfStock,
+                format!("not enough {sku} in stock: requested {requested}, available {available}"),
+            )
+            .with_sku(sku.to_string());
+            problem.problem.extensions.requested = Some(requested);
+            problem.problem.extensions.available = Some(available);
+            problem
+        }
+        CheckoutError::Rejected(OrderError::IdempotencyKeyReused) => ApiError::new(
+            ProblemKind::IdempotencyKeyReused,
+            OrderError::IdempotencyKeyReused.to_string(),
+        ),
+        CheckoutError::Rejected(OrderError::CurrencyMismatch { sku, expected, found }) => ApiError::new(
+            ProblemKind::InvalidBody,
+            format!("SKU {sku} is priced in {found}, the rest of the order in {expected}: order it separately"),
+        )
+        .with_field("lines")
+        .with_sku(sku.to_string()),
+        CheckoutError::Rejected(rejected) => {
+            ApiError::new(ProblemKind::InvalidBody, rejected.to_string()).with_field("lines")
+        }
+        CheckoutError::Store(store) => store.into(),
+    }
+}

@@ -1,0 +1,41 @@
+use std::sync::Arc;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use order_store::{CatalogueCommands, CatalogueQueries, OrderCommands, OrderQueries};
+use sqlx::PgPool;
+
+use crate::auth::JwtKeys;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub orders: Arc<OrderCommands>,
+    pub catalogue: Arc<CatalogueCommands>,
+    pub order_queries: OrderQueries,
+    pub catalogue_queries: CatalogueQueries,
+    pub keys: JwtKeys,
+    pub metrics: PrometheusHandle,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, keys: JwtKeys) -> Self {
+        Self {
+            orders: Arc::new(OrderCommands::new(pool.clone())),
+            catalogue: Arc::new(CatalogueCommands::new(pool.clone())),
+            order_queries: OrderQueries::new(pool.clone()),
+            catalogue_queries: CatalogueQueries::new(pool.clone()),
+            keys,
+            metrics: crate::metrics::prometheus(),
+            pool,
+        }
+    }
+}
