@@ -4,7 +4,10 @@
 //! Tests panic on failure by design, so unwrap/expect are fine here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod app;
 pub mod database;
 pub mod fixtures;
+pub mod proxy;
 
+pub use app::TestApp;
 pub use database::TestDatabase;

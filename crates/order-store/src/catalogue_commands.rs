@@ -83,6 +83,7 @@ impl CatalogueCommands {
             at,
         });
         execute(
+            "define_product",
             &self.products,
             &id.to_string(),
             &command,
@@ -119,6 +120,7 @@ impl CatalogueCommands {
             at,
         });
         let executed = execute(
+            "adjust_stock",
             &self.adjustments,
             &id.to_string(),
             &command,

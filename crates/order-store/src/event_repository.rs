@@ -136,6 +136,8 @@ impl ProjectingEventRepository {
         insert_events(&mut tx, batch).await?;
         write_changes(&mut tx, changes).await?;
         tx.commit().await?;
+        metrics::counter!("orders_events_applied_total")
+            .increment(u64::try_from(batch.recorded.len()).unwrap_or(0));
         Ok(())
     }
 }

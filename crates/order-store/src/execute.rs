@@ -45,6 +45,7 @@ pub(crate) enum ExecuteError<E> {
 /// caller's problem: the command is re-run on the fresh stream, where a
 /// duplicate becomes a replay.
 pub(crate) async fn execute<A>(
+    command_name: &'static str,
     store: &EventStoreOf<A>,
     id: &str,
     command: &A::Command,
@@ -81,8 +82,12 @@ where
                 })
             }
             Err(AggregateError::AggregateConflict) => {
-                metrics::counter!("orders_store_conflict_retries_total", "stream" => A::TYPE)
-                    .increment(1);
+                metrics::counter!(
+                    "orders_commands_total",
+                    "command" => command_name,
+                    "outcome" => "conflict_retried"
+                )
+                .increment(1);
                 tracing::debug!(
                     stream = A::TYPE,
                     id,

@@ -148,6 +148,7 @@ impl OrderCommands {
             checkout.at,
         ));
         let executed = execute(
+            "checkout",
             &self.orders,
             &id.to_string(),
             &command,
@@ -198,7 +199,7 @@ impl OrderCommands {
             Actor::Customer(id) => CancelledBy::Customer(id.clone()),
             Actor::Staff(_) => CancelledBy::Staff,
         };
-        self.transition(context, order, OrderCommand::Cancel { by, at })
+        self.transition("cancel", context, order, OrderCommand::Cancel { by, at })
             .await
     }
 
@@ -209,7 +210,7 @@ impl OrderCommands {
         order: OrderId,
         at: DateTime<Utc>,
     ) -> Result<OrderTransition, OrderCommandError> {
-        self.transition(context, order, OrderCommand::MarkPaid { at })
+        self.transition("pay", context, order, OrderCommand::MarkPaid { at })
             .await
     }
 
@@ -220,12 +221,13 @@ impl OrderCommands {
         order: OrderId,
         at: DateTime<Utc>,
     ) -> Result<OrderTransition, OrderCommandError> {
-        self.transition(context, order, OrderCommand::Ship { at })
+        self.transition("ship", context, order, OrderCommand::Ship { at })
             .await
     }
 
     async fn transition(
         &self,
+        command_name: &'static str,
         context: &CommandContext,
         order: OrderId,
         command: OrderCommand,
@@ -237,6 +239,7 @@ impl OrderCommands {
             _ => Err(OrderError::OrderNotFound),
         };
         let executed = execute(
+            command_name,
             &self.orders,
             &order.to_string(),
             &command,

@@ -1,0 +1,205 @@
+//! The real service, in-process, on a random port, against a fresh database.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::Duration as Ttl;
+use order_domain::TenantId;
+use order_service::{app, serve, AppState, JwtKeys, Role};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::TestDatabase;
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// How to start the app under test.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub pool_size: u32,
+    pub acquire_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 10,
+            acquire_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub address: SocketAddr,
+    pub base_url: String,
+    pub keys: JwtKeys,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(AppOptions::default()).await
+    }
+
+    pub async fn spawn_with(options: AppOptions) -> Self {
+        order_client::install_tls_provider();
+        let db = TestDatabase::new().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(db.options())
+            .await
+            .unwrap();
+        let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
+        let state = AppState::new(pool, keys.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let router = app(state, options.request_timeout);
+        tokio::spawn(async move {
+            let _ = serve(listener, router, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self {
+            db,
+            address,
+            base_url: format!("http://{address}"),
+            keys,
+            http: reqwest::Client::new(),
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn token(&self, tenant: &str, subject: &str, role: Role) -> String {
+        self.keys
+            .mint(
+                &TenantId::try_from(tenant).unwrap(),
+                subject,
+                role,
+                Ttl::hours(1),
+            )
+            .unwrap()
+    }
+
+    pub fn customer(&self, tenant: &str, subject: &str) -> String {
+        self.token(tenant, subject, Role::Customer)
+    }
+
+    pub fn staff(&self, tenant: &str) -> String {
+        self.token(tenant, "staff-1", Role::Staff)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(token)
+    }
+
+    pub async fn checkout(&self, token: &str, key: &str, body: Value) -> Response {
+        self.request(Method::POST, "/v1/checkout", token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, token).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str) -> Response {
+        self.request(Method::POST, path, token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Defines `sku` at `price` PYG in `tenant` and books `stock` units.
+    pub async fn product(&self, tenant: &str, sku: &str, price: i64, stock: i64) {
+        let staff = self.staff(tenant);
+        let defined = self
+            .request(Method::PUT, &format!("/v1/products/{sku}"), &staff)
+            .json(&serde_json::json!({"name": format!("Product {sku}"), "unit_price": price, "currency": "PYG"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            defined.status(),
+            StatusCode::OK,
+            "{}",
+            defined.text().await.unwrap()
+        );
+        if stock > 0 {
+            let stocked = self
+                .request(Method::POST, &format!("/v1/products/{sku}/stock"), &staff)
+                .header(
+                    "idempotency-key",
+                    format!("stock-{sku}-{stock}-{}", uuid::Uuid::new_v4()),
+                )
+                .json(&serde_json::json!({"delta": stock, "reason": "received"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(stocked.status(), StatusCode::CREATED);
+        }
+    }
+
+    pub async fn on_hand(&self, tenant: &str, sku: &str) -> i64 {
+        crate::fixtures::on_hand(&self.db.pool, tenant, sku).await
+    }
+}
+
+/// Reads a response as JSON, asserting its status.
+pub async fn json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts a problem document: status, content type, `type` slug, and the
+/// members every problem has. Returns it for further checks.
+pub async fn problem(response: Response, status: StatusCode, slug: &str) -> Value {
+    let actual = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "body: {text}");
+    assert_eq!(content_type, "application/problem+json", "body: {text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["type"], format!("/problems/{slug}"), "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    assert!(request_id.is_some(), "x-request-id on every response");
+    assert_eq!(body["request_id"].as_str(), request_id.as_deref(), "{body}");
+    body
+}
