@@ -42,6 +42,7 @@ pub struct TestApp {
     pub keys: JwtKeys,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for TestApp {
@@ -72,7 +73,7 @@ impl TestApp {
         let address = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let router = app(state, options.request_timeout);
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let _ = serve(listener, router, async {
                 let _ = rx.await;
             })
@@ -85,6 +86,21 @@ impl TestApp {
             keys,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Signals a graceful shutdown (what SIGTERM does to the binary).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits until the server has drained and stopped.
+    pub async fn stopped(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
         }
     }
 
