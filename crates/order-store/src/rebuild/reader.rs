@@ -31,7 +31,9 @@ pub enum ReadLimit {
 
 #[derive(sqlx::FromRow)]
 struct EventRow {
-    transaction_id: i64,
+    /// The transaction id (aliased: an output column named `transaction_id`
+    /// would capture the ORDER BY and defeat the index).
+    xid: i64,
     position: i64,
     aggregate_type: String,
     aggregate_id: String,
@@ -73,13 +75,11 @@ fn decode_row(row: EventRow) -> Result<(EventCursor, RecordedEvent), StoreError>
         sequence: row.sequence,
         reason,
     };
-    let payload: serde_json::Value =
-        serde_json::from_str(&row.payload).map_err(|e| unreadable(e.to_string()))?;
-    let event = ShopEvent::decode(
+    let event = ShopEvent::decode_text(
         &row.aggregate_type,
         &row.event_type,
         &row.event_version,
-        payload,
+        &row.payload,
     )
     .map_err(|e| unreadable(e.to_string()))?;
     let tenant = row
@@ -89,7 +89,7 @@ fn decode_row(row: EventRow) -> Result<(EventCursor, RecordedEvent), StoreError>
         .map_err(|e: order_domain::InvalidValue| unreadable(e.to_string()))?;
     Ok((
         EventCursor {
-            transaction_id: row.transaction_id,
+            transaction_id: row.xid,
             position: row.position,
         },
         RecordedEvent {

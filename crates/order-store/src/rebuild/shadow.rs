@@ -23,6 +23,63 @@ const RELAXED_WHILE_REPLAYING: [(&str, &str); 1] =
 pub struct ShadowTables {
     live_schema: String,
     schema: String,
+    relaxed: RelaxedChecks,
+}
+
+/// The checks dropped while replaying, with their definitions as the live
+/// tables have them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RelaxedChecks(Vec<(&'static str, &'static str, String)>);
+
+impl RelaxedChecks {
+    /// Reads the definitions from the tables of `schema`.
+    pub(crate) async fn read(conn: &mut PgConnection, schema: &str) -> Result<Self, StoreError> {
+        let mut checks = Vec::with_capacity(RELAXED_WHILE_REPLAYING.len());
+        for (table, constraint) in RELAXED_WHILE_REPLAYING {
+            let definition: String = sqlx::query_scalar(
+                "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \
+                 WHERE c.conrelid = $1::regclass AND c.conname = $2",
+            )
+            .bind(format!("{schema}.{table}"))
+            .bind(constraint)
+            .fetch_one(&mut *conn)
+            .await?;
+            checks.push((table, constraint, definition));
+        }
+        Ok(Self(checks))
+    }
+
+    pub(crate) async fn drop_from(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+    ) -> Result<(), StoreError> {
+        for (table, constraint, _) in &self.0 {
+            sqlx::query(&format!(
+                "ALTER TABLE {schema}.{table} DROP CONSTRAINT {constraint}"
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Puts the checks back; fails if the replayed rows break one (which
+    /// would mean the events themselves do).
+    pub(crate) async fn restore_into(
+        &self,
+        conn: &mut PgConnection,
+        schema: &str,
+    ) -> Result<(), StoreError> {
+        for (table, constraint, definition) in &self.0 {
+            sqlx::query(&format!(
+                "ALTER TABLE {schema}.{table} ADD CONSTRAINT {constraint} {definition}"
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// A schema name we create: lowercase letters, digits and underscores.
@@ -57,9 +114,11 @@ impl ShadowTables {
                 "table store_orders does not exist: run the migrations first".into(),
             )
         })?;
+        let relaxed = RelaxedChecks::read(&mut *conn, &live_schema).await?;
         let shadow = Self {
             live_schema,
             schema,
+            relaxed,
         };
         let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
         // Unqualified names nowhere: every definition read below comes back
@@ -83,71 +142,117 @@ impl ShadowTables {
             .execute(&mut *tx)
             .await?;
         }
-        // Keys first (a foreign key needs its target's key), then the rest.
-        let constraints: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT c.conrelid::regclass::text, quote_ident(c.conname::text), pg_get_constraintdef(c.oid) \
-             FROM pg_constraint c \
-             WHERE c.conrelid = ANY($1::regclass[]) AND c.contype IN ('p', 'u', 'f') \
-             ORDER BY c.contype = 'f', c.conname",
-        )
-        .bind(shadow.live_tables())
-        .fetch_all(&mut *tx)
-        .await?;
-        for (table, name, definition) in constraints {
-            sqlx::query(&format!(
-                "ALTER TABLE {} ADD CONSTRAINT {name} {}",
-                shadow.to_shadow(&table),
-                shadow.to_shadow(&definition)
-            ))
+        // Primary keys now: the projection's upserts need them. Everything
+        // else waits for `complete`, after the bulk load (cheaper to build
+        // an index once than to maintain it row by row).
+        shadow.copy_constraints(&mut tx, "c.contype = 'p'").await?;
+        shadow.relaxed.drop_from(&mut tx, &shadow.schema).await?;
+        shadow.copy_owner_and_grants(&mut tx).await?;
+        tx.commit().await?;
+        Ok(shadow)
+    }
+
+    /// Gives the shadow tables the rest of the live tables' keys and
+    /// indexes (the relaxed checks come back with [`Self::restore_checks`],
+    /// after the last event is replayed).
+    pub async fn complete(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        let mut tx = sqlx::Acquire::begin(&mut *conn).await?;
+        sqlx::query("SET LOCAL search_path TO pg_catalog")
             .execute(&mut *tx)
             .await?;
-        }
+        sqlx::query("SET LOCAL maintenance_work_mem TO '128MB'")
+            .execute(&mut *tx)
+            .await?;
+        // Unique keys before foreign keys (a foreign key needs its target's key).
+        self.copy_constraints(&mut tx, "c.contype = 'u'").await?;
+        self.copy_constraints(&mut tx, "c.contype = 'f'").await?;
         let indexes: Vec<(String,)> = sqlx::query_as(
             "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
              WHERE i.indrelid = ANY($1::regclass[]) \
                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
              ORDER BY i.indexrelid",
         )
-        .bind(shadow.live_tables())
+        .bind(self.live_tables())
         .fetch_all(&mut *tx)
         .await?;
         for (definition,) in indexes {
-            sqlx::query(&shadow.to_shadow(&definition))
+            sqlx::query(&self.to_shadow(&definition))
                 .execute(&mut *tx)
                 .await?;
         }
-        for (table, constraint) in RELAXED_WHILE_REPLAYING {
-            sqlx::query(&format!(
-                "ALTER TABLE {} DROP CONSTRAINT {constraint}",
-                shadow.qualified(table)
-            ))
-            .execute(&mut *tx)
-            .await?;
-        }
         tx.commit().await?;
-        Ok(shadow)
+        Ok(())
     }
 
-    /// Puts back the checks relaxed while replaying; fails if the replayed
-    /// data breaks one (which would mean the events themselves do).
-    pub async fn restore_checks(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
-        for (table, constraint) in RELAXED_WHILE_REPLAYING {
-            let definition: String = sqlx::query_scalar(
-                "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \
-                 WHERE c.conrelid = $1::regclass AND c.conname = $2",
-            )
-            .bind(self.live(table))
-            .bind(constraint)
-            .fetch_one(&mut *conn)
-            .await?;
+    async fn copy_constraints(
+        &self,
+        conn: &mut PgConnection,
+        kind: &str,
+    ) -> Result<(), StoreError> {
+        let constraints: Vec<(String, String, String)> = sqlx::query_as(&format!(
+            "SELECT c.conrelid::regclass::text, quote_ident(c.conname::text), pg_get_constraintdef(c.oid) \
+             FROM pg_constraint c \
+             WHERE c.conrelid = ANY($1::regclass[]) AND {kind} \
+             ORDER BY c.conname"
+        ))
+        .bind(self.live_tables())
+        .fetch_all(&mut *conn)
+        .await?;
+        for (table, name, definition) in constraints {
             sqlx::query(&format!(
-                "ALTER TABLE {} ADD CONSTRAINT {constraint} {definition}",
-                self.qualified(table)
+                "ALTER TABLE {} ADD CONSTRAINT {name} {}",
+                self.to_shadow(&table),
+                self.to_shadow(&definition)
             ))
             .execute(&mut *conn)
             .await?;
         }
         Ok(())
+    }
+
+    /// The swapped-in tables must be usable by whoever used the old ones:
+    /// same owner (when we may set it), same grants.
+    async fn copy_owner_and_grants(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        for table in READ_MODEL_TABLES {
+            let (owner, is_member): (String, bool) = sqlx::query_as(
+                "SELECT quote_ident(pg_get_userbyid(relowner)::text), \
+                        pg_has_role(current_user, relowner, 'MEMBER') \
+                 FROM pg_class WHERE oid = $1::regclass",
+            )
+            .bind(self.live(table))
+            .fetch_one(&mut *conn)
+            .await?;
+            if is_member {
+                sqlx::query(&format!(
+                    "ALTER TABLE {} OWNER TO {owner}",
+                    self.qualified(table)
+                ))
+                .execute(&mut *conn)
+                .await?;
+            }
+            let grants: Vec<(String, String)> = sqlx::query_as(
+                "SELECT a.privilege_type, \
+                        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)::text) END \
+                 FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::regclass",
+            )
+            .bind(self.live(table))
+            .fetch_all(&mut *conn)
+            .await?;
+            for (privilege, grantee) in grants {
+                sqlx::query(&format!(
+                    "GRANT {privilege} ON {} TO {grantee}",
+                    self.qualified(table)
+                ))
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back the checks relaxed while replaying.
+    pub async fn restore_checks(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        self.relaxed.restore_into(conn, &self.schema).await
     }
 
     /// Makes unqualified table names resolve to the shadow tables for the

@@ -2,7 +2,7 @@
 -- ended: transaction_id < xmin of the current snapshot. A transaction still
 -- running has an id at or above xmin, so its events (whatever positions they
 -- got) are read in a later call, never skipped. Cursor: ($1, $2).
-SELECT transaction_id::text::bigint AS transaction_id, position, aggregate_type,
+SELECT transaction_id::text::bigint AS xid, position, aggregate_type,
        aggregate_id, sequence, event_type, event_version, payload::text AS payload,
        tenant_id
 FROM events
