@@ -11,6 +11,7 @@
 //! - `rebuild-projections --json` (the real binary, in a child process, so
 //!   its peak RSS is its own): events/s and peak RSS;
 //! - `rebuild-projections --verify`: must report no drift.
+//!
 //! Prints the figures and the ratio rebuild/baseline. Asserts nothing about
 //! speed: the machine is shared and noisy.
 
