@@ -24,7 +24,16 @@ impl TestDatabase {
         Self::with_pool_size(16).await
     }
 
+    /// A fresh database with no migrations applied.
+    pub async fn unmigrated() -> Self {
+        Self::create(16, false).await
+    }
+
     pub async fn with_pool_size(max_connections: u32) -> Self {
+        Self::create(max_connections, true).await
+    }
+
+    async fn create(max_connections: u32, migrate: bool) -> Self {
         let admin = PgConnectOptions::from_str(&admin_url())
             .expect("DATABASE_URL is not a PostgreSQL URL")
             .disable_statement_logging();
@@ -42,10 +51,12 @@ impl TestDatabase {
             .connect_with(admin.clone().database(&name))
             .await
             .expect("connect to the test database");
-        order_store::MIGRATOR
-            .run(&pool)
-            .await
-            .expect("migrations apply to a fresh database");
+        if migrate {
+            order_store::MIGRATOR
+                .run(&pool)
+                .await
+                .expect("migrations apply to a fresh database");
+        }
         Self { pool, name, admin }
     }
 

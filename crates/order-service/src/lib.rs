@@ -15,9 +15,11 @@
 //! - `openapi.rs`: the generated OpenAPI 3.1 document.
 //! - `config.rs`: the typed configuration, read once at start.
 //! - `seed.rs`: the demo tenant.
-//! - `main.rs`: the `order-service` binary (serve, migrate, token, seed-demo).
+//! - `cli.rs`: the `order-service` command line (serve, migrate, token,
+//!   seed-demo); `main.rs` runs it.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 mod convert;
 mod extract;

@@ -1,11 +1,12 @@
-//! Support for the `rebuild-projections` binary (the rebuild itself lives in
-//! `order_store::rebuild`): a generator of realistic event histories, for the
-//! rebuild's tests and its benchmark.
+//! The `rebuild-projections` command line (the rebuild itself lives in
+//! `order_store::rebuild`), and a generator of realistic event histories for
+//! the rebuild's tests and its benchmark.
 //!
 //! # Layout
-//! - `main.rs`: the `rebuild-projections` binary.
+//! - `cli.rs`: the `rebuild-projections` command line (`main.rs` runs it).
 //! - `synthetic_history.rs`: histories of any size, written straight to the
 //!   event store.
 //! - `bin/rebuild_bench.rs`: the 1,000,000-event benchmark.
 
+pub mod cli;
 pub mod synthetic_history;

@@ -159,6 +159,11 @@ async fn insert_orders(
         .await;
     match result {
         Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(db)) if db.constraint() == Some("store_orders_pkey") => {
+            Err(StoreError::ReadModelOutOfStep {
+                what: "an order whose row already exists (placed twice?)".to_owned(),
+            })
+        }
         Err(sqlx::Error::Database(db))
             if db.constraint() == Some("store_orders_number_per_tenant") =>
         {

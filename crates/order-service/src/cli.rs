@@ -1,0 +1,281 @@
+//! The `order-service` command line: serve the API, migrate the database,
+//! mint dev tokens, seed the demo tenant.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::config::{parse_duration, DatabaseConfig, ServeConfig};
+use crate::telemetry::{init_tracing, LogFormat};
+use crate::{app, serve, AppState, Role};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use order_domain::TenantId;
+use sqlx::migrate::MigrateDatabase;
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "order-service",
+    version,
+    about = "Checkout that is safe to retry."
+)]
+struct Cli {
+    /// PostgreSQL URL of the service's database.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Log as text or JSON lines.
+    #[arg(
+        long,
+        env = "ORDERS_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (applies migrations first unless told not to).
+    Serve(ServeArgs),
+    /// Create the database if missing and apply the migrations.
+    Migrate,
+    /// Mint a token signed with the service's secret (for development).
+    Token(TokenArgs),
+    /// Define the demo tenant's products and stock (safe to repeat).
+    SeedDemo {
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[arg(long, env = "ORDERS_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    #[command(flatten)]
+    secret: SecretArgs,
+    #[arg(long, env = "ORDERS_DB_POOL_SIZE", default_value_t = 16)]
+    db_pool_size: u32,
+    /// How long a request waits for a database connection before a 503.
+    #[arg(long, env = "ORDERS_DB_ACQUIRE_TIMEOUT", default_value = "1s", value_parser = parse_duration_ms)]
+    db_acquire_timeout: Duration,
+    /// Longest a request may take (503 with Retry-After beyond).
+    #[arg(long, env = "ORDERS_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration_ms)]
+    request_timeout: Duration,
+    #[arg(long, env = "ORDERS_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration_ms)]
+    shutdown_grace: Duration,
+    /// Do not apply migrations at start.
+    #[arg(long, env = "ORDERS_SKIP_MIGRATIONS")]
+    skip_migrations: bool,
+}
+
+#[derive(Debug, Args)]
+struct SecretArgs {
+    /// HS256 secret, at least 32 bytes.
+    #[arg(long = "jwt-secret", env = "ORDERS_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: String,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    #[arg(long)]
+    tenant: String,
+    /// The customer id (or staff member id).
+    #[arg(long)]
+    sub: String,
+    #[arg(long, value_enum, default_value = "customer")]
+    role: RoleArg,
+    /// Lifetime, e.g. 30m, 24h, 7d.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    ttl: Duration,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    Customer,
+    Staff,
+}
+
+/// Durations for timeouts also take milliseconds: `250ms`.
+fn parse_duration_ms(text: &str) -> Result<Duration, String> {
+    match text.strip_suffix("ms") {
+        Some(ms) => ms
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{text:?} is not a duration such as 250ms, 10s or 1m")),
+        None => parse_duration(text),
+    }
+}
+
+/// The whole command line: parses the arguments and runs the subcommand.
+pub async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            let config = ServeConfig {
+                bind: args.bind,
+                database: database_config(cli.database_url, &args)?,
+                keys: ServeConfig::jwt_keys(&args.secret.jwt_secret)
+                    .context("ORDERS_JWT_SECRET is unusable")?,
+                request_timeout: args.request_timeout,
+                shutdown_grace: args.shutdown_grace,
+                migrate_on_start: !args.skip_migrations,
+                log_format: cli.log_format,
+            };
+            run(config).await
+        }
+        Command::Migrate => {
+            let url = require_url(cli.database_url)?;
+            migrate(&url).await
+        }
+        Command::Token(args) => {
+            let keys = ServeConfig::jwt_keys(&args.secret.jwt_secret)
+                .context("ORDERS_JWT_SECRET is unusable")?;
+            let tenant = TenantId::try_from(args.tenant.as_str()).context("--tenant")?;
+            let role = match args.role {
+                RoleArg::Customer => Role::Customer,
+                RoleArg::Staff => Role::Staff,
+            };
+            let ttl = chrono::Duration::from_std(args.ttl).context("--ttl is too long")?;
+            println!(
+                "{}",
+                keys.mint(&tenant, &args.sub, role, ttl)
+                    .context("minting the token")?
+            );
+            Ok(())
+        }
+        Command::SeedDemo { tenant } => {
+            let url = require_url(cli.database_url)?;
+            let tenant = TenantId::try_from(tenant.as_str()).context("--tenant")?;
+            let pool = sqlx::PgPool::connect(&url)
+                .await
+                .with_context(|| format!("connecting to {}", redact(&url)))?;
+            crate::seed::seed_demo(&pool, &tenant)
+                .await
+                .context("seeding the demo tenant (did `migrate` run?)")?;
+            println!(
+                "demo tenant {tenant} seeded: {} products",
+                crate::seed::DEMO_PRODUCTS.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn require_url(url: Option<String>) -> anyhow::Result<String> {
+    url.context("set DATABASE_URL (or --database-url), e.g. postgres://postgres:postgres@127.0.0.1:5432/store_orders")
+}
+
+fn database_config(url: Option<String>, args: &ServeArgs) -> anyhow::Result<DatabaseConfig> {
+    if args.db_pool_size == 0 {
+        bail!("--db-pool-size must be at least 1");
+    }
+    Ok(DatabaseConfig {
+        url: require_url(url)?,
+        pool_size: args.db_pool_size,
+        acquire_timeout: args.db_acquire_timeout,
+        statement_timeout: args.request_timeout,
+    })
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn migrate(url: &str) -> anyhow::Result<()> {
+    if !sqlx::Postgres::database_exists(url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?
+    {
+        sqlx::Postgres::create_database(url)
+            .await
+            .with_context(|| format!("creating the database of {}", redact(url)))?;
+        tracing::info!("created the database");
+    }
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?;
+    order_store::MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    if config.migrate_on_start {
+        migrate(&config.database.url).await?;
+    }
+    let pool = config.database.pool().context("DATABASE_URL")?;
+    let state = AppState::new(pool.clone(), config.keys.clone());
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {} (is the service already running?)", config.bind))?;
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    let grace = config.shutdown_grace;
+    let served = serve(
+        listener,
+        app(state, config.request_timeout),
+        shutdown_signal(),
+    );
+    // After the signal, in-flight requests get `grace` to finish.
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let result = served.await;
+        let _ = drained_tx.send(());
+        result
+    });
+    tokio::select! {
+        result = server => result.context("server task")?.context("serving")?,
+        () = async {
+            shutdown_signal().await;
+            tokio::time::sleep(grace).await;
+            let _ = drained_rx.await;
+        } => {
+            tracing::warn!(?grace, "in-flight requests did not finish in time");
+        }
+    }
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}
