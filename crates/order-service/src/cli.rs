@@ -112,9 +112,19 @@ fn parse_duration_ms(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// The whole command line: parses the arguments and runs the subcommand.
+/// The whole command line: parses the process's arguments and runs the
+/// subcommand.
 pub async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    main_with_args(std::env::args_os()).await
+}
+
+/// As [`main`], with explicit arguments (the first is the program name).
+pub async fn main_with_args<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     init_tracing(cli.log_format);
     match cli.command {
         Command::Serve(args) => {

@@ -9,12 +9,12 @@ use cqrs_es::Aggregate;
 use order_domain::TenantId;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use crate::error::{is_transient, is_unavailable, StockRejection, StoreError};
-use crate::projection::{write_changes, ReadModelChanges};
+use crate::projection::rows::ProjectionArrays;
+use crate::projection::{projection_error, ReadModelChanges};
 use crate::shop_event::{RecordedEvent, ShopEvent};
-use crate::stock_guard::lock_and_check_stock;
 
 /// The metadata key every appended event must carry.
 pub const TENANT_METADATA_KEY: &str = "tenant_id";
@@ -28,14 +28,16 @@ const TRANSIENT_ATTEMPTS: u32 = 5;
 /// `inventory`) in one transaction: the events and the read model commit
 /// together or not at all.
 ///
-/// In that transaction, in this order (the fixed order keeps concurrent
-/// appends and the rebuild's cut-over free of deadlocks):
-/// 1. the stock guard locks the inventory rows the events change (sorted by
-///    SKU) and refuses a change that would take stock below zero;
+/// The transaction is one statement, `SELECT * FROM append_events(...)` (see
+/// migration `..._projection_functions.sql`): one round trip. In it, in this
+/// order (the fixed order keeps concurrent appends and the rebuild's cut-over
+/// free of deadlocks):
+/// 1. the stock guard locks the inventory rows the events touch (sorted by
+///    tenant and SKU) and refuses a change that would take stock below zero;
 /// 2. the events are inserted; the primary key (stream, sequence) and the
 ///    unique (tenant, kind, Idempotency-Key) index turn a concurrent
 ///    duplicate into an optimistic-lock conflict;
-/// 3. the projections write their rows.
+/// 3. `project_read_model` writes the rows of the fold computed here.
 ///
 /// Deadlocks and serialization failures are retried here, transparently.
 ///
@@ -129,16 +131,68 @@ impl ProjectingEventRepository {
         batch: &EventBatch<'_>,
         changes: &ReadModelChanges,
     ) -> Result<(), AppendError> {
-        let mut tx = self.pool.begin().await?;
-        if let Err(rejection) = lock_and_check_stock(&mut tx, changes).await? {
-            return Err(AppendError::Stock(rejection));
+        let arrays = ProjectionArrays::from(changes);
+        let shortage: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT short_sku, requested, available FROM append_events($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(batch.new_events())
+        .bind(changes.stock_guard())
+        .bind(arrays.products)
+        .bind(arrays.stock)
+        .bind(arrays.orders)
+        .bind(arrays.updates)
+        .bind(arrays.items)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(append_error)?;
+        if let Some((sku, requested, available)) = shortage {
+            let sku = order_domain::Sku::try_from(sku.as_str())
+                .map_err(|e| AppendError::Store(StoreError::Internal(e.to_string())))?;
+            return Err(AppendError::Stock(match available {
+                Some(available) => StockRejection::InsufficientStock {
+                    sku,
+                    requested,
+                    available,
+                },
+                None => StockRejection::UnknownSku { sku },
+            }));
         }
-        insert_events(&mut tx, batch).await?;
-        write_changes(&mut tx, changes).await?;
-        tx.commit().await?;
         metrics::counter!("orders_events_applied_total")
             .increment(u64::try_from(batch.recorded.len()).unwrap_or(0));
         Ok(())
+    }
+}
+
+/// A row of the `new_event` composite type.
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "new_event")]
+struct NewEventSql {
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: Value,
+    metadata: Value,
+    tenant_id: String,
+    idempotency_key: Option<String>,
+}
+
+/// Sorts a failed append: a lost race (only the two constraints that mean
+/// "someone appended first": postgres-es would call every 23505 a conflict),
+/// an unreachable database, or a projection failure.
+fn append_error(err: sqlx::Error) -> AppendError {
+    let lost_race = matches!(
+        &err,
+        sqlx::Error::Database(db)
+            if matches!(db.constraint(), Some("events_pkey" | "events_one_stream_per_key"))
+    );
+    if lost_race {
+        AppendError::Conflict
+    } else if is_unavailable(&err) {
+        AppendError::Store(StoreError::Unavailable(err))
+    } else {
+        AppendError::Store(projection_error(err))
     }
 }
 
@@ -190,85 +244,23 @@ impl<'a> EventBatch<'a> {
             recorded,
         })
     }
-}
 
-async fn insert_events(conn: &mut PgConnection, batch: &EventBatch<'_>) -> Result<(), AppendError> {
-    let events = batch.serialized;
-    let result = sqlx::query(include_str!("sql/insert_events.sql"))
-        .bind(
-            events
-                .iter()
-                .map(|e| e.aggregate_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|e| e.aggregate_id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .recorded
-                .iter()
-                .map(|r| r.sequence)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|e| e.event_type.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            events
-                .iter()
-                .map(|e| e.event_version.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(events.iter().map(|e| e.payload.clone()).collect::<Vec<_>>())
-        .bind(
-            events
-                .iter()
-                .map(|e| e.metadata.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .recorded
-                .iter()
-                .map(|r| r.tenant.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            batch
-                .recorded
-                .iter()
-                .map(|r| r.event.stream_key().map(|k| k.as_str()))
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *conn)
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        // Only these two constraints mean "someone else appended first"; any
-        // other unique violation is a real error (postgres-es would call
-        // every 23505 a conflict).
-        Err(sqlx::Error::Database(db))
-            if matches!(
-                db.constraint(),
-                Some("events_pkey" | "events_one_stream_per_key")
-            ) =>
-        {
-            Err(AppendError::Conflict)
-        }
-        Err(e) => {
-            if is_unavailable(&e) {
-                Err(AppendError::Store(StoreError::Unavailable(e)))
-            } else {
-                Err(e.into())
-            }
-        }
+    fn new_events(&self) -> Vec<NewEventSql> {
+        self.serialized
+            .iter()
+            .zip(&self.recorded)
+            .map(|(event, recorded)| NewEventSql {
+                aggregate_type: event.aggregate_type.clone(),
+                aggregate_id: event.aggregate_id.clone(),
+                sequence: recorded.sequence,
+                event_type: event.event_type.clone(),
+                event_version: event.event_version.clone(),
+                payload: event.payload.clone(),
+                metadata: event.metadata.clone(),
+                tenant_id: recorded.tenant.to_string(),
+                idempotency_key: recorded.event.stream_key().map(|k| k.to_string()),
+            })
+            .collect()
     }
 }
 

@@ -16,17 +16,20 @@
 //! - `../../migrations/`: the schema ([`MIGRATOR`]).
 //! - `event_repository.rs`: [`ProjectingEventRepository`], cqrs-es'
 //!   `PersistedEventRepository`: postgres-es reads streams, `persist` appends
-//!   and projects in one transaction.
-//! - `stock_guard.rs`: inventory rows locked in SKU order; below zero refused.
-//! - `projection/`: events to row changes (pure) and their SQL writer; one
-//!   implementation for the live path and the rebuild.
+//!   and projects in one statement (`append_events`: the stock guard locks
+//!   inventory rows in SKU order and refuses below zero, then the events go
+//!   in, then the read model).
+//! - `projection/`: events to row changes (pure), handed to the database's
+//!   `project_read_model`; one implementation for the live path and the
+//!   rebuild.
 //! - `execute.rs`: load, decide, commit; on a concurrent append, run again.
 //! - `order_commands.rs`: [`OrderCommands`]: checkout, pay, ship, cancel.
 //! - `catalogue_commands.rs`: [`CatalogueCommands`]: products and stock moves.
 //! - `order_queries.rs`, `catalogue_queries.rs`: the read model's queries.
 //! - `shop_event.rs`: all streams' events, as the projections read them.
 //! - `rebuild/`: commit-order replay into shadow tables, compare, swap.
-//! - `sql/`: every statement, one file each.
+//! - `sql/`: the queries, one file each (the write path's SQL is in the
+//!   migrations, as functions).
 
 mod catalogue_commands;
 mod catalogue_queries;
@@ -38,7 +41,6 @@ mod order_commands;
 mod order_queries;
 mod order_view;
 mod shop_event;
-mod stock_guard;
 
 pub mod projection;
 pub mod rebuild;

@@ -2,14 +2,18 @@
 //! and the rebuild.
 //!
 //! [`ReadModelChanges`] folds events into row changes (pure, no I/O);
-//! [`write_changes`] writes a fold with a handful of set-based statements.
-//! The live path folds the events of one command and writes them in the
-//! transaction that appends them; the rebuild folds thousands of events per
-//! batch and writes them into shadow tables. The SQL names tables without a
-//! schema, so `search_path` decides which tables it writes.
+//! [`write_changes`] hands a fold to the database function
+//! `project_read_model` (migration `..._projection_functions.sql`) as five
+//! arrays of rows. The live path folds the events of one command and passes
+//! them to `append_events`, which calls the same function in the transaction
+//! that appends them; the rebuild folds thousands of events per batch and
+//! writes them into shadow tables. The SQL names tables without a schema, so
+//! `search_path` decides which tables it writes.
 
 mod changes;
+pub(crate) mod rows;
 mod writer;
 
 pub use changes::{ProjectionError, ReadModelChanges, StockChange};
+pub(crate) use writer::projection_error;
 pub use writer::write_changes;

@@ -1,0 +1,179 @@
+//! The fold's rows as the PostgreSQL composite types of the projection
+//! functions (migration `..._projection_functions.sql`), bound as arrays
+//! (sqlx's derive also gives each its `_type` array type).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::changes::{OrderChange, ReadModelChanges};
+
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "read_model_product")]
+pub(crate) struct ProductSql {
+    pub tenant_id: String,
+    pub sku: String,
+    pub name: String,
+    pub unit_price: i64,
+    pub currency: String,
+    pub defined_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "read_model_stock_change")]
+pub(crate) struct StockChangeSql {
+    pub tenant_id: String,
+    pub sku: String,
+    pub delta: i64,
+    pub changed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "read_model_order")]
+pub(crate) struct OrderSql {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub order_number: String,
+    pub customer_id: String,
+    pub idempotency_key: Option<String>,
+    pub status: String,
+    pub currency: String,
+    pub total: i64,
+    pub note: Option<String>,
+    pub placed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_event_sequence: i64,
+}
+
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "read_model_order_update")]
+pub(crate) struct OrderUpdateSql {
+    pub id: Uuid,
+    pub status: String,
+    pub updated_at: DateTime<Utc>,
+    pub sequence: i64,
+}
+
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "read_model_order_item")]
+pub(crate) struct OrderItemSql {
+    pub order_id: Uuid,
+    pub line_no: i32,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i32,
+    pub unit_price: i64,
+    pub line_total: i64,
+}
+
+/// The five arrays `project_read_model` takes.
+#[derive(Debug, Default)]
+pub(crate) struct ProjectionArrays {
+    pub products: Vec<ProductSql>,
+    pub stock: Vec<StockChangeSql>,
+    pub orders: Vec<OrderSql>,
+    pub updates: Vec<OrderUpdateSql>,
+    pub items: Vec<OrderItemSql>,
+}
+
+impl From<&ReadModelChanges> for ProjectionArrays {
+    fn from(changes: &ReadModelChanges) -> Self {
+        let mut arrays = Self {
+            products: changes
+                .products
+                .iter()
+                .map(|((tenant, sku), p)| ProductSql {
+                    tenant_id: tenant.to_string(),
+                    sku: sku.to_string(),
+                    name: p.name.clone(),
+                    unit_price: p.unit_price,
+                    currency: p.currency.clone(),
+                    defined_at: p.defined_at,
+                })
+                .collect(),
+            stock: changes
+                .stock
+                .iter()
+                .map(|((tenant, sku), c)| StockChangeSql {
+                    tenant_id: tenant.to_string(),
+                    sku: sku.to_string(),
+                    delta: c.delta,
+                    changed_at: c.at,
+                })
+                .collect(),
+            items: changes
+                .items
+                .iter()
+                .map(|i| OrderItemSql {
+                    order_id: i.order_id,
+                    line_no: i.line_no,
+                    sku: i.sku.clone(),
+                    name: i.name.clone(),
+                    quantity: i.quantity,
+                    unit_price: i.unit_price,
+                    line_total: i.line_total,
+                })
+                .collect(),
+            ..Self::default()
+        };
+        for (id, change) in &changes.orders {
+            match change {
+                OrderChange::Insert(o) => arrays.orders.push(OrderSql {
+                    id: o.id,
+                    tenant_id: o.tenant_id.clone(),
+                    order_number: o.order_number.clone(),
+                    customer_id: o.customer_id.clone(),
+                    idempotency_key: o.idempotency_key.clone(),
+                    status: o.status.as_str().to_owned(),
+                    currency: o.currency.clone(),
+                    total: o.total,
+                    note: o.note.clone(),
+                    placed_at: o.placed_at,
+                    updated_at: o.updated_at,
+                    last_event_sequence: o.last_event_sequence,
+                }),
+                OrderChange::Update(u) => arrays.updates.push(OrderUpdateSql {
+                    id: *id,
+                    status: u.status.as_str().to_owned(),
+                    updated_at: u.updated_at,
+                    sequence: u.sequence,
+                }),
+            }
+        }
+        arrays
+    }
+}
+
+/// A row the stock guard locks: `delta` to check, or None (a definition).
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "stock_guard_row")]
+pub(crate) struct StockGuardSql {
+    pub tenant_id: String,
+    pub sku: String,
+    pub delta: Option<i64>,
+}
+
+impl ReadModelChanges {
+    /// The inventory rows the stock guard must lock: every stock change (to
+    /// check) and every product definition (to lock only).
+    pub(crate) fn stock_guard(&self) -> Vec<StockGuardSql> {
+        let mut guard: Vec<StockGuardSql> = self
+            .stock
+            .iter()
+            .map(|((tenant, sku), c)| StockGuardSql {
+                tenant_id: tenant.to_string(),
+                sku: sku.to_string(),
+                delta: Some(c.delta),
+            })
+            .collect();
+        for (tenant, sku) in self.products.keys() {
+            if !self.stock.contains_key(&(tenant.clone(), sku.clone())) {
+                guard.push(StockGuardSql {
+                    tenant_id: tenant.to_string(),
+                    sku: sku.to_string(),
+                    delta: None,
+                });
+            }
+        }
+        guard
+    }
+}

@@ -1,6 +1,0 @@
-INSERT INTO events (
-    aggregate_type, aggregate_id, sequence, event_type, event_version,
-    payload, metadata, tenant_id, idempotency_key)
-SELECT *
-FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-            $6::jsonb[], $7::jsonb[], $8::text[], $9::text[])
