@@ -232,6 +232,10 @@ async fn run(
         peak_rss.unwrap_or(0) as f64 / 1_048_576.0
     );
     println!("Failed requests in the new-order steps: {failures}.");
+    if cfg!(debug_assertions) {
+        println!();
+        println!("(debug build: these figures say nothing about speed; use --release)");
+    }
     if let Some((_, s, b)) = rows.iter().find(|(c, _, _)| *c == 16) {
         println!();
         println!("Targets at concurrency 16:");

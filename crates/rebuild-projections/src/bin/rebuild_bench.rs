@@ -145,6 +145,9 @@ async fn main() -> anyhow::Result<()> {
         verify["events_per_second"].as_f64().unwrap_or(0.0)
     );
     println!("| rows | {} |", rebuild["rows"]);
+    if cfg!(debug_assertions) {
+        println!("(debug build: these figures say nothing about speed; use --release)");
+    }
     pool.close().await;
     if !args.keep {
         sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
