@@ -53,6 +53,30 @@ impl Drop for TestApp {
     }
 }
 
+/// The service's router over `db`, without a socket, for `oneshot` calls.
+pub async fn router(db: &TestDatabase) -> axum::Router {
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(db.options())
+        .await
+        .unwrap();
+    let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
+    app(AppState::new(pool, keys), Duration::from_secs(10))
+}
+
+/// A token signed with [`SECRET`].
+pub fn token_for(tenant: &str, subject: &str, role: Role) -> String {
+    JwtKeys::new(SECRET.as_bytes())
+        .unwrap()
+        .mint(
+            &TenantId::try_from(tenant).unwrap(),
+            subject,
+            role,
+            Ttl::hours(1),
+        )
+        .unwrap()
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
         Self::spawn_with(AppOptions::default()).await
