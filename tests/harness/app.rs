@@ -22,6 +22,8 @@ pub struct AppOptions {
     pub pool_size: u32,
     pub acquire_timeout: Duration,
     pub request_timeout: Duration,
+    /// Reach PostgreSQL through this address (e.g. a fault-injecting proxy).
+    pub connect_via: Option<SocketAddr>,
 }
 
 impl Default for AppOptions {
@@ -30,6 +32,7 @@ impl Default for AppOptions {
             pool_size: 10,
             acquire_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            connect_via: None,
         }
     }
 }
@@ -85,10 +88,18 @@ impl TestApp {
     pub async fn spawn_with(options: AppOptions) -> Self {
         order_client::install_tls_provider();
         let db = TestDatabase::new().await;
+        let mut connect = db.options();
+        if let Some(via) = options.connect_via {
+            // In the clear: a fault-injecting proxy reads the protocol.
+            connect = connect
+                .host(&via.ip().to_string())
+                .port(via.port())
+                .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(db.options())
+            .connect_with(connect)
             .await
             .unwrap();
         let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();

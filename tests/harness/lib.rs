@@ -5,9 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod app;
+pub mod commit_cutting_proxy;
 pub mod database;
 pub mod fixtures;
+pub mod own_cluster;
 pub mod proxy;
+pub mod service_process;
 
 pub use app::TestApp;
 pub use database::TestDatabase;

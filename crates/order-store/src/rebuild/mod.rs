@@ -50,7 +50,7 @@ pub const DEFAULT_BATCH_SIZE: i64 = 10_000;
 /// Over this many committed-but-unreadable events (held back by a running
 /// transaction), the swap waits for the horizon to move instead of catching
 /// up under its locks, which would pause writers for longer.
-const MAX_EVENTS_UNDER_LOCK: i64 = 50_000;
+pub const DEFAULT_MAX_EVENTS_UNDER_LOCK: i64 = 50_000;
 
 /// What to do with the shadow tables once they are built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,8 @@ pub struct RebuildOptions {
     /// How long one attempt to take a cut-over lock waits before reporting
     /// who holds it and trying again.
     pub lock_wait: Duration,
+    /// See [`DEFAULT_MAX_EVENTS_UNDER_LOCK`].
+    pub max_events_under_lock: i64,
 }
 
 impl Default for RebuildOptions {
@@ -79,6 +81,7 @@ impl Default for RebuildOptions {
             batch_size: DEFAULT_BATCH_SIZE,
             shadow_schema: "projection_rebuild".to_owned(),
             lock_wait: Duration::from_secs(1),
+            max_events_under_lock: DEFAULT_MAX_EVENTS_UNDER_LOCK,
         }
     }
 }
@@ -164,8 +167,9 @@ pub async fn rebuild(
                     );
                     Ok(())
                 } else {
-                    if held_back(&mut conn).await? > MAX_EVENTS_UNDER_LOCK {
-                        wait_for_horizon(&mut conn, progress).await?;
+                    if held_back(&mut conn).await? > options.max_events_under_lock {
+                        wait_for_horizon(&mut conn, options.max_events_under_lock, progress)
+                            .await?;
                     }
                     let cursor =
                         replay_committed(pool, &shadow, cursor, options, progress, &mut tally)
@@ -396,11 +400,12 @@ async fn held_back(conn: &mut PgConnection) -> Result<i64, StoreError> {
 /// should replay under its locks, saying which transaction it waits for.
 async fn wait_for_horizon(
     conn: &mut PgConnection,
+    max_events_under_lock: i64,
     progress: &dyn RebuildProgress,
 ) -> Result<(), StoreError> {
     loop {
         let held = held_back(&mut *conn).await?;
-        if held <= MAX_EVENTS_UNDER_LOCK {
+        if held <= max_events_under_lock {
             return Ok(());
         }
         let oldest: Option<(i32, f64, String)> = sqlx::query_as(

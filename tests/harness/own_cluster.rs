@@ -1,0 +1,162 @@
+//! A PostgreSQL cluster of the test's own, to stop abruptly without
+//! disturbing anyone else's: initdb into a temporary directory, pg_ctl to
+//! start and stop it. Needs PostgreSQL's server binaries (the test command
+//! installs them where none are reachable).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::service_process::free_port;
+
+#[derive(Debug)]
+pub struct OwnCluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+/// The newest installed server's binary directory.
+fn server_binaries() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .filter(|p| p.join("pg_ctl").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions.pop().expect(
+        "PostgreSQL server binaries (pg_ctl, initdb) are needed under /usr/lib/postgresql/*/bin: apt-get install postgresql",
+    )
+}
+
+/// PostgreSQL refuses to run as root: as root, run its tools as `postgres`.
+fn run(program: &PathBuf, args: &[&str]) -> std::process::Output {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
+    let output = if is_root {
+        Command::new("runuser")
+            .arg("-u")
+            .arg("postgres")
+            .arg("--")
+            .arg(program)
+            .args(args)
+            .output()
+    } else {
+        Command::new(program).args(args).output()
+    };
+    output.unwrap_or_else(|e| panic!("running {}: {e}", program.display()))
+}
+
+impl OwnCluster {
+    pub fn start() -> Self {
+        let bin = server_binaries();
+        let dir =
+            std::env::temp_dir().join(format!("store-orders-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false);
+        if is_root {
+            let chown = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        let data = dir.join("data");
+        let data = data.to_str().unwrap();
+        let out = run(
+            &bin.join("initdb"),
+            &["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Self {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        cluster.start_again();
+        cluster
+    }
+
+    /// Starts the (stopped) cluster and waits until it accepts connections.
+    pub fn start_again(&self) {
+        let data = self.dir.join("data");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=50",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log");
+        let out = run(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &options,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `pg_ctl stop -m immediate`: the server dies as in a crash; committed
+    /// transactions must survive (recovery from the WAL at the next start).
+    pub fn stop_immediately(&self) {
+        let data = self.dir.join("data");
+        let out = run(
+            &self.bin.join("pg_ctl"),
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = run(
+            &self.bin.join("pg_ctl"),
+            &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "stop"],
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

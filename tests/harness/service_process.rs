@@ -1,0 +1,78 @@
+//! The service as a real process: started from the binary, killed with
+//! SIGKILL, restarted on the same port.
+
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::app::SECRET;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Debug)]
+pub struct ServiceProcess {
+    child: Child,
+    pub port: u16,
+    pub pid: u32,
+}
+
+impl ServiceProcess {
+    /// Starts `binary serve` on `port` against `database_url`, with extra
+    /// environment, and waits until /healthz answers.
+    pub async fn start(binary: &str, database_url: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .arg("serve")
+            .env("DATABASE_URL", database_url)
+            .env("ORDERS_JWT_SECRET", SECRET)
+            .env("ORDERS_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("the service binary starts");
+        let pid = child.id().unwrap();
+        let started = Instant::now();
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        order_client::install_tls_provider();
+        let http = reqwest::Client::new();
+        while started.elapsed() < Duration::from_secs(30) {
+            if http
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self { child, port, pid };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the service did not answer /healthz within 30 s");
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no drain, no goodbye.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    /// Whether the process is still running (not restarted, not crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
