@@ -47,6 +47,7 @@ async fn an_exhausted_pool_answers_a_fast_503_with_retry_after_and_the_held_requ
             pool_size: 2,
             acquire_timeout: Duration::from_millis(200),
             request_timeout: Duration::from_secs(20),
+            ..AppOptions::default()
         })
         .await,
     );

@@ -12,8 +12,7 @@ use futures::future::join_all;
 use order_domain::order::OrderEvent;
 use order_domain::{StockDelta, StockReason};
 use order_store::rebuild::{
-    rebuild, table_checksum, RebuildError, RebuildMode, RebuildOptions, RebuildProgress, Silent,
-    READ_MODEL_TABLES,
+    rebuild, table_checksum, RebuildError, RebuildMode, RebuildOptions, Silent, READ_MODEL_TABLES,
 };
 use order_store::{CatalogueCommands, CheckoutError, OrderCommands, StoreError};
 use rebuild_projections::synthetic_history::{generate, HistorySpec};
@@ -353,16 +352,6 @@ async fn verify_finds_no_drift_on_a_clean_database_and_names_the_corrupted_rows(
     assert_eq!(checksums(&db).await, before, "a rebuild repairs it");
 }
 
-/// Records what the rebuild says while it waits.
-#[derive(Default)]
-struct Waits(Mutex<Vec<String>>);
-
-impl RebuildProgress for Waits {
-    fn waiting(&self, why: &str) {
-        self.0.lock().unwrap().push(why.to_owned());
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_event_whose_transaction_commits_after_a_later_positioned_one_is_not_skipped() {
     let db = TestDatabase::new().await;
@@ -406,7 +395,7 @@ async fn an_event_whose_transaction_commits_after_a_later_positioned_one_is_not_
         slow_position < second_position,
         "the slow event holds the earlier position"
     );
-    let waits = Arc::new(Waits::default());
+    let waits = Arc::new(RecordedWaits::default());
     let rebuilding = {
         let (pool, waits) = (db.pool.clone(), waits.clone());
         let options = RebuildOptions {
@@ -421,14 +410,9 @@ async fn an_event_whose_transaction_commits_after_a_later_positioned_one_is_not_
         "the rebuild waits for the slow transaction"
     );
     assert!(
-        waits
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|w| w.contains("waiting")),
+        waits.said().iter().any(|w| w.contains("waiting")),
         "and says so: {:?}",
-        waits.0.lock().unwrap()
+        waits.said()
     );
     slow.commit().await.unwrap();
     let summary = tokio::time::timeout(Duration::from_secs(30), rebuilding)

@@ -131,3 +131,19 @@ pub async fn assert_read_model_matches_events(pool: &PgPool) {
         "read model drifted from the events: {report:#?}"
     );
 }
+
+/// Records what a rebuild says while it waits.
+#[derive(Debug, Default)]
+pub struct RecordedWaits(std::sync::Mutex<Vec<String>>);
+
+impl RecordedWaits {
+    pub fn said(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl order_store::rebuild::RebuildProgress for RecordedWaits {
+    fn waiting(&self, why: &str) {
+        self.0.lock().unwrap().push(why.to_owned());
+    }
+}

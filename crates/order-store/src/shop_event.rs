@@ -6,6 +6,7 @@ use order_domain::stock_adjustment::StockAdjustmentEvent;
 use order_domain::{IdempotencyKey, Order, Product, StockAdjustment, TenantId};
 
 use cqrs_es::Aggregate;
+use serde::Deserialize;
 
 /// One event of any stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,28 +45,7 @@ impl ShopEvent {
         event_version: &str,
         payload: serde_json::Value,
     ) -> Result<Self, DecodeError> {
-        if event_version != "1" {
-            return Err(DecodeError::UnsupportedVersion {
-                event_type: event_type.to_owned(),
-                version: event_version.to_owned(),
-            });
-        }
-        let bad = |e: serde_json::Error| DecodeError::BadPayload {
-            event_type: event_type.to_owned(),
-            reason: e.to_string(),
-        };
-        match aggregate_type {
-            Order::TYPE => serde_json::from_value(payload)
-                .map(Self::Order)
-                .map_err(bad),
-            Product::TYPE => serde_json::from_value(payload)
-                .map(Self::Product)
-                .map_err(bad),
-            StockAdjustment::TYPE => serde_json::from_value(payload)
-                .map(Self::StockAdjustment)
-                .map_err(bad),
-            other => Err(DecodeError::UnknownAggregateType(other.to_owned())),
-        }
+        Self::decode_from(aggregate_type, event_type, event_version, payload)
     }
 
     /// Reads a stored payload from its JSON text, without an intermediate
@@ -76,22 +56,34 @@ impl ShopEvent {
         event_version: &str,
         payload: &str,
     ) -> Result<Self, DecodeError> {
+        let mut text = serde_json::Deserializer::from_str(payload);
+        Self::decode_from(aggregate_type, event_type, event_version, &mut text)
+    }
+
+    fn decode_from<'de, D: serde::Deserializer<'de>>(
+        aggregate_type: &str,
+        event_type: &str,
+        event_version: &str,
+        payload: D,
+    ) -> Result<Self, DecodeError> {
         if event_version != "1" {
             return Err(DecodeError::UnsupportedVersion {
                 event_type: event_type.to_owned(),
                 version: event_version.to_owned(),
             });
         }
-        let bad = |e: serde_json::Error| DecodeError::BadPayload {
+        let bad = |e: D::Error| DecodeError::BadPayload {
             event_type: event_type.to_owned(),
             reason: e.to_string(),
         };
         match aggregate_type {
-            Order::TYPE => serde_json::from_str(payload).map(Self::Order).map_err(bad),
-            Product::TYPE => serde_json::from_str(payload)
+            Order::TYPE => OrderEvent::deserialize(payload)
+                .map(Self::Order)
+                .map_err(bad),
+            Product::TYPE => ProductEvent::deserialize(payload)
                 .map(Self::Product)
                 .map_err(bad),
-            StockAdjustment::TYPE => serde_json::from_str(payload)
+            StockAdjustment::TYPE => StockAdjustmentEvent::deserialize(payload)
                 .map(Self::StockAdjustment)
                 .map_err(bad),
             other => Err(DecodeError::UnknownAggregateType(other.to_owned())),

@@ -7,6 +7,7 @@ use order_domain::stock_adjustment::StockAdjustmentEvent;
 use order_domain::{OrderStatus, Sku, TenantId};
 use uuid::Uuid;
 
+use super::rows::{OrderItemSql, OrderSql, OrderUpdateSql, ProductSql};
 use crate::shop_event::{RecordedEvent, ShopEvent};
 
 /// Why events could not be folded.
@@ -27,59 +28,17 @@ pub enum ProjectionError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ReadModelChanges {
     pub(crate) orders: BTreeMap<Uuid, OrderChange>,
-    pub(crate) items: Vec<OrderItemRow>,
-    pub(crate) products: BTreeMap<(TenantId, Sku), ProductRow>,
+    pub(crate) items: Vec<OrderItemSql>,
+    pub(crate) products: BTreeMap<(TenantId, Sku), ProductSql>,
     pub(crate) stock: BTreeMap<(TenantId, Sku), StockChange>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum OrderChange {
     /// A new row (with any later status of the same batch already folded in).
-    Insert(OrderRow),
+    Insert(OrderSql),
     /// A status change of a row written by an earlier batch.
-    Update(OrderUpdate),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct OrderRow {
-    pub id: Uuid,
-    pub tenant_id: String,
-    pub order_number: String,
-    pub customer_id: String,
-    pub idempotency_key: Option<String>,
-    pub status: OrderStatus,
-    pub currency: String,
-    pub total: i64,
-    pub note: Option<String>,
-    pub placed_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub last_event_sequence: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct OrderUpdate {
-    pub status: OrderStatus,
-    pub updated_at: DateTime<Utc>,
-    pub sequence: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct OrderItemRow {
-    pub order_id: Uuid,
-    pub line_no: i32,
-    pub sku: String,
-    pub name: String,
-    pub quantity: i32,
-    pub unit_price: i64,
-    pub line_total: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ProductRow {
-    pub name: String,
-    pub unit_price: i64,
-    pub currency: String,
-    pub defined_at: DateTime<Utc>,
+    Update(OrderUpdateSql),
 }
 
 /// The net change of one SKU's stock on hand.
@@ -183,13 +142,13 @@ impl ReadModelChanges {
     ) -> Result<(), ProjectionError> {
         self.orders.insert(
             id,
-            OrderChange::Insert(OrderRow {
+            OrderChange::Insert(OrderSql {
                 id,
                 tenant_id: placed.tenant.to_string(),
                 order_number: placed.order_number.to_string(),
                 customer_id: placed.customer.to_string(),
                 idempotency_key: Some(placed.idempotency_key.to_string()),
-                status: OrderStatus::Placed,
+                status: OrderStatus::Placed.as_str().to_owned(),
                 currency: placed.currency.to_string(),
                 total: placed.total,
                 note: placed.note.as_ref().map(|n| n.to_string()),
@@ -199,7 +158,7 @@ impl ReadModelChanges {
             }),
         );
         for (index, line) in placed.lines.iter().enumerate() {
-            self.items.push(OrderItemRow {
+            self.items.push(OrderItemSql {
                 order_id: id,
                 // At most 100 lines: the index always fits.
                 line_no: i32::try_from(index + 1).unwrap_or(i32::MAX),
@@ -220,29 +179,22 @@ impl ReadModelChanges {
     }
 
     fn set_status(&mut self, id: Uuid, status: OrderStatus, at: DateTime<Utc>, sequence: i64) {
+        let update = OrderUpdateSql {
+            id,
+            status: status.as_str().to_owned(),
+            updated_at: at,
+            sequence,
+        };
         match self.orders.get_mut(&id) {
             Some(OrderChange::Insert(row)) if row.last_event_sequence < sequence => {
-                row.status = status;
+                row.status = update.status;
                 row.updated_at = at;
                 row.last_event_sequence = sequence;
             }
-            Some(OrderChange::Update(update)) if update.sequence < sequence => {
-                *update = OrderUpdate {
-                    status,
-                    updated_at: at,
-                    sequence,
-                };
-            }
+            Some(OrderChange::Update(earlier)) if earlier.sequence < sequence => *earlier = update,
             Some(_) => {}
             None => {
-                self.orders.insert(
-                    id,
-                    OrderChange::Update(OrderUpdate {
-                        status,
-                        updated_at: at,
-                        sequence,
-                    }),
-                );
+                self.orders.insert(id, OrderChange::Update(update));
             }
         }
     }
@@ -250,7 +202,9 @@ impl ReadModelChanges {
     fn define_product(&mut self, definition: &ProductDefinition) {
         self.products.insert(
             (definition.tenant.clone(), definition.sku.clone()),
-            ProductRow {
+            ProductSql {
+                tenant_id: definition.tenant.to_string(),
+                sku: definition.sku.to_string(),
                 name: definition.name.to_string(),
                 unit_price: definition.unit_price,
                 currency: definition.currency.to_string(),

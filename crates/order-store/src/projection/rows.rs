@@ -1,13 +1,13 @@
-//! The fold's rows as the PostgreSQL composite types of the projection
-//! functions (migration `..._projection_functions.sql`), bound as arrays
-//! (sqlx's derive also gives each its `_type` array type).
+//! The rows of a fold, as the PostgreSQL composite types of the projection
+//! functions (migration `..._projection_functions.sql`) they are bound as,
+//! in arrays (sqlx's derive also gives each its `_type` array type).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::changes::{OrderChange, ReadModelChanges};
 
-#[derive(Debug, Clone, sqlx::Type)]
+#[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "read_model_product")]
 pub(crate) struct ProductSql {
     pub tenant_id: String,
@@ -18,7 +18,7 @@ pub(crate) struct ProductSql {
     pub defined_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::Type)]
+#[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "read_model_stock_change")]
 pub(crate) struct StockChangeSql {
     pub tenant_id: String,
@@ -27,7 +27,7 @@ pub(crate) struct StockChangeSql {
     pub changed_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::Type)]
+#[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "read_model_order")]
 pub(crate) struct OrderSql {
     pub id: Uuid,
@@ -44,7 +44,7 @@ pub(crate) struct OrderSql {
     pub last_event_sequence: i64,
 }
 
-#[derive(Debug, Clone, sqlx::Type)]
+#[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "read_model_order_update")]
 pub(crate) struct OrderUpdateSql {
     pub id: Uuid,
@@ -53,7 +53,7 @@ pub(crate) struct OrderUpdateSql {
     pub sequence: i64,
 }
 
-#[derive(Debug, Clone, sqlx::Type)]
+#[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "read_model_order_item")]
 pub(crate) struct OrderItemSql {
     pub order_id: Uuid,
@@ -78,18 +78,7 @@ pub(crate) struct ProjectionArrays {
 impl From<&ReadModelChanges> for ProjectionArrays {
     fn from(changes: &ReadModelChanges) -> Self {
         let mut arrays = Self {
-            products: changes
-                .products
-                .iter()
-                .map(|((tenant, sku), p)| ProductSql {
-                    tenant_id: tenant.to_string(),
-                    sku: sku.to_string(),
-                    name: p.name.clone(),
-                    unit_price: p.unit_price,
-                    currency: p.currency.clone(),
-                    defined_at: p.defined_at,
-                })
-                .collect(),
+            products: changes.products.values().cloned().collect(),
             stock: changes
                 .stock
                 .iter()
@@ -100,43 +89,13 @@ impl From<&ReadModelChanges> for ProjectionArrays {
                     changed_at: c.at,
                 })
                 .collect(),
-            items: changes
-                .items
-                .iter()
-                .map(|i| OrderItemSql {
-                    order_id: i.order_id,
-                    line_no: i.line_no,
-                    sku: i.sku.clone(),
-                    name: i.name.clone(),
-                    quantity: i.quantity,
-                    unit_price: i.unit_price,
-                    line_total: i.line_total,
-                })
-                .collect(),
+            items: changes.items.clone(),
             ..Self::default()
         };
-        for (id, change) in &changes.orders {
+        for change in changes.orders.values() {
             match change {
-                OrderChange::Insert(o) => arrays.orders.push(OrderSql {
-                    id: o.id,
-                    tenant_id: o.tenant_id.clone(),
-                    order_number: o.order_number.clone(),
-                    customer_id: o.customer_id.clone(),
-                    idempotency_key: o.idempotency_key.clone(),
-                    status: o.status.as_str().to_owned(),
-                    currency: o.currency.clone(),
-                    total: o.total,
-                    note: o.note.clone(),
-                    placed_at: o.placed_at,
-                    updated_at: o.updated_at,
-                    last_event_sequence: o.last_event_sequence,
-                }),
-                OrderChange::Update(u) => arrays.updates.push(OrderUpdateSql {
-                    id: *id,
-                    status: u.status.as_str().to_owned(),
-                    updated_at: u.updated_at,
-                    sequence: u.sequence,
-                }),
+                OrderChange::Insert(order) => arrays.orders.push(order.clone()),
+                OrderChange::Update(update) => arrays.updates.push(update.clone()),
             }
         }
         arrays
@@ -144,7 +103,7 @@ impl From<&ReadModelChanges> for ProjectionArrays {
 }
 
 /// A row the stock guard locks: `delta` to check, or None (a definition).
-#[derive(Debug, Clone, sqlx::Type)]
+#[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "stock_guard_row")]
 pub(crate) struct StockGuardSql {
     pub tenant_id: String,

@@ -557,12 +557,7 @@ async fn in_place(
     progress: &dyn RebuildProgress,
     tally: &mut Tally,
 ) -> Result<(), StoreError> {
-    let live_schema: String = sqlx::query_scalar(
-        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.oid = 'store_orders'::regclass",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let live_schema = shadow::live_schema(&mut *conn).await?;
     let relaxed = RelaxedChecks::read(&mut *conn, &live_schema).await?;
     let mut tx = conn.begin().await?;
     progress.stage(Stage::Locking);

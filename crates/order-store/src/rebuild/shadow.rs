@@ -82,6 +82,19 @@ impl RelaxedChecks {
     }
 }
 
+/// The schema of the live read-model tables (where the migrations put them).
+pub(crate) async fn live_schema(conn: &mut PgConnection) -> Result<String, StoreError> {
+    let schema: Option<String> = sqlx::query_scalar(
+        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.oid = to_regclass('store_orders')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    schema.ok_or_else(|| {
+        StoreError::Internal("table store_orders does not exist: run the migrations first".into())
+    })
+}
+
 /// A schema name we create: lowercase letters, digits and underscores.
 fn checked_schema_name(name: &str) -> Result<&str, StoreError> {
     let ok = !name.is_empty()
@@ -103,17 +116,7 @@ impl ShadowTables {
     /// (Re)creates the schema `schema` with empty copies of the live tables.
     pub async fn create(conn: &mut PgConnection, schema: &str) -> Result<Self, StoreError> {
         let schema = checked_schema_name(schema)?.to_owned();
-        let live_schema: Option<String> = sqlx::query_scalar(
-            "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.oid = to_regclass('store_orders')",
-        )
-        .fetch_one(&mut *conn)
-        .await?;
-        let live_schema = live_schema.ok_or_else(|| {
-            StoreError::Internal(
-                "table store_orders does not exist: run the migrations first".into(),
-            )
-        })?;
+        let live_schema = live_schema(&mut *conn).await?;
         let relaxed = RelaxedChecks::read(&mut *conn, &live_schema).await?;
         let shadow = Self {
             live_schema,
