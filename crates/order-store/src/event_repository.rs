@@ -57,7 +57,7 @@ impl std::fmt::Debug for ProjectingEventRepository {
 }
 
 /// Why an append did not happen. Travels through cqrs-es inside a
-/// `PersistenceError` and is recovered by downcasting (see `commands`).
+/// `PersistenceError` and is recovered by downcasting (see `execute.rs`).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AppendError {
     #[error("a concurrent command appended to this stream first")]
@@ -66,18 +66,6 @@ pub(crate) enum AppendError {
     Stock(StockRejection),
     #[error(transparent)]
     Store(StoreError),
-}
-
-impl From<StoreError> for AppendError {
-    fn from(err: StoreError) -> Self {
-        Self::Store(err)
-    }
-}
-
-impl From<sqlx::Error> for AppendError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Store(err.into())
-    }
 }
 
 impl From<AppendError> for PersistenceError {
@@ -115,7 +103,7 @@ impl ProjectingEventRepository {
                 Err(AppendError::Store(StoreError::Database(err)))
                     if is_transient(&err) && attempt < TRANSIENT_ATTEMPTS =>
                 {
-                    metrics::counter!("store_transient_retries_total").increment(1);
+                    metrics::counter!("orders_transient_retries_total").increment(1);
                     tracing::debug!(attempt, error = %err, "retrying a deadlocked append");
                     let pause = rand::random_range(1..=10 * u64::from(attempt));
                     tokio::time::sleep(Duration::from_millis(pause)).await;
