@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::error::Error;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 
 use crate::error::{StockRejection, StoreError};
@@ -56,8 +56,45 @@ where
     A: Aggregate<Services = ()> + Clone,
     A::Command: Clone,
 {
+    execute_loaded(
+        command_name,
+        store,
+        id,
+        None,
+        command,
+        metadata,
+        precondition,
+    )
+    .await
+}
+
+/// Loads the stream `id` (one query).
+pub(crate) async fn load<A: Aggregate>(
+    store: &EventStoreOf<A>,
+    id: &str,
+) -> Result<EventStoreAggregateContext<A>, ExecuteError<A::Error>> {
+    store.load_aggregate(id).await.map_err(from_framework)
+}
+
+/// As [`execute`], the first attempt on a stream the caller loaded already.
+pub(crate) async fn execute_loaded<A>(
+    command_name: &'static str,
+    store: &EventStoreOf<A>,
+    id: &str,
+    mut loaded: Option<EventStoreAggregateContext<A>>,
+    command: &A::Command,
+    metadata: &HashMap<String, String>,
+    precondition: impl Fn(&A) -> Result<(), A::Error>,
+) -> Result<Executed<A>, ExecuteError<A::Error>>
+where
+    A: Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
     for attempt in 1..=CONFLICT_ATTEMPTS {
-        let mut context = store.load_aggregate(id).await.map_err(from_framework)?;
+        let mut context = match loaded.take() {
+            Some(context) => context,
+            None => load(store, id).await?,
+        };
         precondition(&context.aggregate).map_err(ExecuteError::Rejected)?;
         let sink = EventSink::<A>::default();
         context

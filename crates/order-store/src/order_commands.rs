@@ -2,13 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use order_domain::order::{CancelledBy, OrderCommand, OrderError, PlaceOrder, PricedLine};
-use order_domain::{CustomerId, IdempotencyKey, Order, OrderId, OrderNote, Quantity, Sku};
+use order_domain::{
+    CheckoutFingerprint, CustomerId, IdempotencyKey, Order, OrderId, OrderNote, Quantity, Sku,
+};
 use sqlx::PgPool;
 
 use crate::catalogue_queries::CatalogueQueries;
 use crate::command_context::{Actor, CommandContext};
 use crate::error::{StockRejection, StoreError};
-use crate::execute::{event_store, execute, EventStoreOf, ExecuteError};
+use crate::execute::{event_store, execute, execute_loaded, load, EventStoreOf, ExecuteError};
 use crate::order_view::OrderView;
 
 /// A checkout as the customer sent it: SKUs and quantities, no prices.
@@ -76,6 +78,25 @@ pub enum OrderCommandError {
     Store(#[from] StoreError),
 }
 
+fn checkout_error(err: ExecuteError<OrderError>) -> CheckoutError {
+    match err {
+        ExecuteError::Rejected(e) => CheckoutError::Rejected(e),
+        ExecuteError::Stock(StockRejection::InsufficientStock {
+            sku,
+            requested,
+            available,
+        }) => CheckoutError::OutOfStock {
+            sku,
+            requested,
+            available,
+        },
+        ExecuteError::Stock(StockRejection::UnknownSku { sku }) => {
+            CheckoutError::UnknownSku { sku }
+        }
+        ExecuteError::Store(e) => CheckoutError::Store(e),
+    }
+}
+
 /// Places, pays, ships and cancels orders. Each call is one command on one
 /// order stream, safe to repeat.
 pub struct OrderCommands {
@@ -100,9 +121,10 @@ impl OrderCommands {
     /// Places the order for (tenant, Idempotency-Key), or returns the order
     /// an earlier request with that key placed.
     ///
-    /// Lines are priced from the tenant's catalogue; a replay is decided by
-    /// the request's fingerprint alone, so a price change between a request
-    /// and its retry does not turn the retry into a conflict.
+    /// A retry is answered from the order's stream alone (one query): the
+    /// request's fingerprint decides replay or reused key, so a price change
+    /// between a request and its retry changes nothing. A new checkout is
+    /// priced from the tenant's catalogue, decided, and appended.
     pub async fn place_order(
         &self,
         context: &CommandContext,
@@ -116,6 +138,26 @@ impl OrderCommands {
                 count: checkout.lines.len(),
                 max: Order::MAX_LINES,
             }));
+        }
+        let id = OrderId::for_checkout(&context.tenant, &checkout.idempotency_key);
+        // A retry is answered from the stream alone: no pricing, no decision.
+        let loaded = load(&self.orders, &id.to_string())
+            .await
+            .map_err(checkout_error)?;
+        if loaded.aggregate.details().is_some() {
+            let fingerprint = CheckoutFingerprint::of(
+                &checkout.customer,
+                checkout.lines.iter().map(|l| (&l.sku, l.quantity)),
+                checkout.note.as_ref(),
+            );
+            let order = loaded
+                .aggregate
+                .check_retry(&context.tenant, &checkout.idempotency_key, &fingerprint)
+                .map_err(CheckoutError::Rejected)?;
+            return Ok(PlacedOrder {
+                order: OrderView::from(order),
+                outcome: CheckoutOutcome::Replayed,
+            });
         }
         let skus: Vec<&Sku> = checkout.lines.iter().map(|l| &l.sku).collect();
         let prices = self.catalogue.prices(&context.tenant, &skus).await?;
@@ -137,7 +179,6 @@ impl OrderCommands {
             .first()
             .map(|l| l.unit_price.currency)
             .ok_or(CheckoutError::Rejected(OrderError::NoLines))?;
-        let id = OrderId::for_checkout(&context.tenant, &checkout.idempotency_key);
         let command = OrderCommand::PlaceOrder(PlaceOrder::new(
             context.tenant.clone(),
             checkout.idempotency_key,
@@ -147,31 +188,17 @@ impl OrderCommands {
             checkout.note,
             checkout.at,
         ));
-        let executed = execute(
+        let executed = execute_loaded(
             "checkout",
             &self.orders,
             &id.to_string(),
+            Some(loaded),
             &command,
             &context.metadata(),
             |_| Ok(()),
         )
         .await
-        .map_err(|e| match e {
-            ExecuteError::Rejected(e) => CheckoutError::Rejected(e),
-            ExecuteError::Stock(StockRejection::InsufficientStock {
-                sku,
-                requested,
-                available,
-            }) => CheckoutError::OutOfStock {
-                sku,
-                requested,
-                available,
-            },
-            ExecuteError::Stock(StockRejection::UnknownSku { sku }) => {
-                CheckoutError::UnknownSku { sku }
-            }
-            ExecuteError::Store(e) => CheckoutError::Store(e),
-        })?;
+        .map_err(checkout_error)?;
         let order = executed
             .aggregate
             .details()

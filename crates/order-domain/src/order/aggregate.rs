@@ -104,16 +104,31 @@ impl Order {
         }
     }
 
+    /// How a placed order answers a checkout carrying its key: the order
+    /// itself when the request is the same (a retry), `IdempotencyKeyReused`
+    /// when it is not. Needs no prices: a retry is answered from the stream.
+    pub fn check_retry(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        fingerprint: &CheckoutFingerprint,
+    ) -> Result<&OrderDetails, OrderError> {
+        let existing = self.placed()?;
+        if existing.tenant == *tenant
+            && existing.idempotency_key == *key
+            && existing.fingerprint == *fingerprint
+        {
+            Ok(existing)
+        } else {
+            Err(OrderError::IdempotencyKeyReused)
+        }
+    }
+
     fn place(&self, cmd: PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
-        if let Some(existing) = &self.details {
-            let same_request = existing.tenant == cmd.tenant
-                && existing.idempotency_key == cmd.idempotency_key
-                && existing.fingerprint == cmd.fingerprint;
-            return if same_request {
-                Ok(vec![])
-            } else {
-                Err(OrderError::IdempotencyKeyReused)
-            };
+        if self.details.is_some() {
+            return self
+                .check_retry(&cmd.tenant, &cmd.idempotency_key, &cmd.fingerprint)
+                .map(|_| vec![]);
         }
         if cmd.lines.is_empty() {
             return Err(OrderError::NoLines);

@@ -525,3 +525,31 @@ fn it_round_trips_events_through_json() {
         assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
     }
 }
+
+#[test]
+fn it_answers_a_retry_from_the_stream_without_prices() {
+    let mut order = Order::default();
+    let place = checkout(vec![line("A", 2, 125_000), line("B", 1, 5_000)]);
+    let (tenant_id, key_id) = (place.tenant.clone(), place.idempotency_key.clone());
+    let same = crate::CheckoutFingerprint::of(
+        &customer("cust-1"),
+        [(&sku("B"), qty(1)), (&sku("A"), qty(2))],
+        None,
+    );
+    assert_eq!(
+        order.check_retry(&tenant_id, &key_id, &same).unwrap_err(),
+        OrderError::OrderNotFound
+    );
+    for event in given_placed() {
+        cqrs_es::Aggregate::apply(&mut order, event);
+    }
+    assert_eq!(
+        order.check_retry(&tenant_id, &key_id, &same).unwrap().total,
+        255_000
+    );
+    let other = crate::CheckoutFingerprint::of(&customer("cust-2"), [(&sku("A"), qty(2))], None);
+    assert_eq!(
+        order.check_retry(&tenant_id, &key_id, &other).unwrap_err(),
+        OrderError::IdempotencyKeyReused
+    );
+}
