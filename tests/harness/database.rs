@@ -71,20 +71,7 @@ impl TestDatabase {
 
     /// A URL for this database, for processes started by a test.
     pub fn url(&self) -> String {
-        let admin = admin_url();
-        let scheme_end = admin.find("://").map_or(0, |i| i + 3);
-        let path_start = admin[scheme_end..]
-            .find('/')
-            .map_or(admin.len(), |i| scheme_end + i);
-        let query = admin[path_start..]
-            .find('?')
-            .map(|i| &admin[path_start + i..]);
-        format!(
-            "{}/{}{}",
-            &admin[..path_start],
-            self.name,
-            query.unwrap_or("")
-        )
+        order_store::with_database(&admin_url(), &self.name)
     }
 
     /// Number of rows of `sql` (a `SELECT count(*) ...`).

@@ -130,7 +130,7 @@ async fn run(
     let skus = seed(&pool, args.skus).await?;
     baseline::prepare(&pool, TENANT, &skus, 1_000_000).await?;
 
-    let url = database_url(&args.database_url, name);
+    let url = order_store::with_database(&args.database_url, name);
     let mut child = service::start(SERVICE_ARG, &url, SECRET, args.pool_size).await?;
     let base = format!("http://{}", child.address);
     println!(
@@ -577,14 +577,4 @@ async fn storm(
         .filter(|a| matches!(a, Some((200, _))))
         .count();
     Ok((elapsed, created, replayed, 64 - created - replayed))
-}
-
-/// `url` with its database replaced by `name`.
-fn database_url(url: &str, name: &str) -> String {
-    let scheme_end = url.find("://").map_or(0, |i| i + 3);
-    let path = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| scheme_end + i);
-    let query = url[path..].find('?').map_or("", |i| &url[path + i..]);
-    format!("{}/{name}{query}", &url[..path])
 }

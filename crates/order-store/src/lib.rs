@@ -34,6 +34,7 @@
 mod catalogue_commands;
 mod catalogue_queries;
 mod command_context;
+mod database_url;
 mod error;
 mod event_repository;
 mod execute;
@@ -48,6 +49,7 @@ pub mod rebuild;
 pub use catalogue_commands::{CatalogueCommands, CatalogueError, StockMovement};
 pub use catalogue_queries::{CataloguePrice, CatalogueQueries, ProductPage};
 pub use command_context::{Actor, CommandContext};
+pub use database_url::with_database;
 pub use error::{StockRejection, StoreError};
 pub use event_repository::{ProjectingEventRepository, TENANT_METADATA_KEY};
 pub use order_commands::{

@@ -112,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
     let baseline = read as f64 / started.elapsed().as_secs_f64();
     drop(reader);
 
-    let url = database_url(&args.database_url, &name);
+    let url = order_store::with_database(&args.database_url, &name);
     let rebuild = run_json(&rebuild_binary, &url, &[])?;
     let verify = run_json(&rebuild_binary, &url, &["--verify"])?;
     let per_second = rebuild["events_per_second"].as_f64().unwrap_or(0.0);
@@ -178,14 +178,4 @@ fn run_json(
         )
     })?;
     Ok(summary)
-}
-
-/// `url` with its database replaced by `name`.
-fn database_url(url: &str, name: &str) -> String {
-    let scheme_end = url.find("://").map_or(0, |i| i + 3);
-    let path = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| scheme_end + i);
-    let query = url[path..].find('?').map_or("", |i| &url[path + i..]);
-    format!("{}/{name}{query}", &url[..path])
 }
