@@ -436,3 +436,135 @@ async fn sixty_four_concurrent_identical_checkouts_make_one_201_and_63_replays()
         "one decrement"
     );
 }
+
+/// Issue 10, over HTTP: 32 duplicates of a checkout that takes the last two
+/// units, 20 times: one 201 and 31 replays each time, never a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_of_a_checkout_taking_the_last_units_are_replays_never_409() {
+    let app = Arc::new(TestApp::spawn().await);
+    let token = app.customer("acme", "cust-1");
+    for round in 0..20 {
+        let sku = format!("LAST-{round}");
+        app.product("acme", &sku, 5_000, 2).await;
+        let key = format!("last-{round}");
+        let body = json!({"lines": [{"sku": sku, "quantity": 2}]});
+        let answers = join_all((0..32).map(|_| {
+            let (app, token, key, body) = (app.clone(), token.clone(), key.clone(), body.clone());
+            tokio::spawn(async move {
+                let response = app.checkout(&token, &key, body).await;
+                let status = response.status();
+                let replayed = response.headers().get("idempotent-replayed").is_some();
+                (status, replayed, response.text().await.unwrap())
+            })
+        }))
+        .await;
+        let mut created = 0;
+        for answer in answers {
+            let (status, replayed, text) = answer.unwrap();
+            match status {
+                StatusCode::CREATED => created += 1,
+                StatusCode::OK => assert!(replayed),
+                other => panic!("round {round}: a duplicate answered {other}: {text}"),
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+        assert_eq!(app.on_hand("acme", &sku).await, 0);
+    }
+    assert_eq!(app.db.count("SELECT count(*) FROM store_orders").await, 20);
+}
+
+/// The same for a stock adjustment that takes stock to zero: one 201, the
+/// rest replays, never a 409 below-zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_of_an_adjustment_to_zero_are_replays_never_409() {
+    let app = Arc::new(TestApp::spawn().await);
+    let staff = app.staff("acme");
+    for round in 0..20 {
+        let sku = format!("P-{round}");
+        app.product("acme", &sku, 5_000, 3).await;
+        let key = format!("write-off-{round}");
+        let answers = join_all((0..16).map(|_| {
+            let (app, staff, key, sku) = (app.clone(), staff.clone(), key.clone(), sku.clone());
+            tokio::spawn(async move {
+                let response = app
+                    .request(Method::POST, &format!("/v1/products/{sku}/stock"), &staff)
+                    .header("idempotency-key", key)
+                    .json(&json!({"delta": -3, "reason": "count"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let replayed = response.headers().get("idempotent-replayed").is_some();
+                (status, replayed, response.text().await.unwrap())
+            })
+        }))
+        .await;
+        let mut created = 0;
+        for answer in answers {
+            let (status, replayed, text) = answer.unwrap();
+            match status {
+                StatusCode::CREATED => created += 1,
+                StatusCode::OK => assert!(replayed),
+                other => panic!("round {round}: a duplicate answered {other}: {text}"),
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+        assert_eq!(app.on_hand("acme", &sku).await, 0);
+    }
+}
+
+/// Duplicates of A and a different customer's B racing for the last units:
+/// one of them is placed, and all of A's duplicates tell the same story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_of_one_checkout_racing_another_agree_on_its_outcome() {
+    let app = Arc::new(TestApp::spawn().await);
+    let a_token = app.customer("acme", "cust-a");
+    let b_token = app.customer("acme", "cust-b");
+    for round in 0..20 {
+        let sku = format!("LAST-{round}");
+        app.product("acme", &sku, 5_000, 3).await;
+        let body = json!({"lines": [{"sku": sku, "quantity": 3}]});
+        let answers = join_all((0..=16).map(|i| {
+            let (app, body) = (app.clone(), body.clone());
+            let (who, token, key) = if i == 8 {
+                ("b", b_token.clone(), format!("b-{round}"))
+            } else {
+                ("a", a_token.clone(), format!("a-{round}"))
+            };
+            tokio::spawn(async move {
+                let response = app.checkout(&token, &key, body).await;
+                (who, response.status(), response.text().await.unwrap())
+            })
+        }))
+        .await;
+        let answers: Vec<_> = answers.into_iter().map(|a| a.unwrap()).collect();
+        let a_statuses: Vec<StatusCode> = answers
+            .iter()
+            .filter(|(who, ..)| *who == "a")
+            .map(|(_, status, _)| *status)
+            .collect();
+        let b_status = answers.iter().find(|(who, ..)| *who == "b").unwrap().1;
+        let a_placed = a_statuses
+            .iter()
+            .all(|s| matches!(*s, StatusCode::CREATED | StatusCode::OK));
+        let a_refused = a_statuses.iter().all(|s| *s == StatusCode::CONFLICT);
+        assert!(
+            a_placed || a_refused,
+            "round {round}: A's duplicates disagree: {answers:?}"
+        );
+        if a_placed {
+            assert_eq!(b_status, StatusCode::CONFLICT, "round {round}");
+            assert_eq!(
+                a_statuses
+                    .iter()
+                    .filter(|s| **s == StatusCode::CREATED)
+                    .count(),
+                1
+            );
+        } else {
+            assert_eq!(b_status, StatusCode::CREATED, "round {round}");
+        }
+        assert_eq!(app.on_hand("acme", &sku).await, 0);
+    }
+    assert_eq!(app.db.count("SELECT count(*) FROM store_orders").await, 20);
+}

@@ -497,3 +497,154 @@ async fn a_deadlock_reported_by_postgresql_is_retried_without_the_caller_noticin
     assert_eq!(on_hand(&db.pool, "acme", "A").await, 6);
     assert_read_model_matches_events(&db.pool).await;
 }
+
+/// Issue 10: the duplicates of a checkout that takes the last units must be
+/// answered with its order, never "out of stock". The race is probabilistic
+/// (a duplicate must load the empty stream before the winner commits, then
+/// reach the stock guard after it), so it is run many times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_racing_for_the_last_units_are_all_answered_with_the_one_order() {
+    let db = TestDatabase::new().await;
+    let commands = Arc::new(OrderCommands::new(db.pool.clone()));
+    const ROUNDS: usize = 30;
+    const DUPLICATES: usize = 16;
+    for round in 0..ROUNDS {
+        let product = format!("LAST-{round}");
+        stocked_product(&db.pool, "acme", &product, 5_000, 2).await;
+        let key_text = format!("last-units-{round}");
+        let results = join_all((0..DUPLICATES).map(|_| {
+            let (commands, product, key_text) =
+                (commands.clone(), product.clone(), key_text.clone());
+            tokio::spawn(async move {
+                commands
+                    .place_order(
+                        &as_customer("acme", "cust-1"),
+                        checkout("cust-1", &key_text, &[(&product, 2)]),
+                    )
+                    .await
+            })
+        }))
+        .await;
+        let mut created = 0;
+        for result in results {
+            match result.unwrap() {
+                Ok(placed) => {
+                    assert_eq!(placed.order.id, *order_id("acme", &key_text).as_uuid());
+                    created += usize::from(placed.outcome == CheckoutOutcome::Created);
+                }
+                Err(e) => panic!("round {round}: a duplicate was refused: {e}"),
+            }
+        }
+        assert_eq!(
+            created, 1,
+            "round {round}: exactly one request creates the order"
+        );
+        assert_eq!(on_hand(&db.pool, "acme", &product).await, 0);
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM store_orders").await,
+        ROUNDS as i64
+    );
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+/// Duplicates of A and a different customer's B race for the same last
+/// units: one of A and B gets them, and every duplicate of A sees A's one
+/// outcome (all answered with A's order, or all refused for stock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_of_one_checkout_racing_another_for_the_last_units_agree_on_its_outcome() {
+    let db = TestDatabase::new().await;
+    let commands = Arc::new(OrderCommands::new(db.pool.clone()));
+    const ROUNDS: usize = 30;
+    const DUPLICATES: usize = 12;
+    let mut a_won = 0;
+    for round in 0..ROUNDS {
+        let product = format!("LAST-{round}");
+        stocked_product(&db.pool, "acme", &product, 5_000, 3).await;
+        let a_key = format!("a-{round}");
+        let b_key = format!("b-{round}");
+        let requests = (0..=DUPLICATES).map(|i| {
+            let (commands, product) = (commands.clone(), product.clone());
+            // Request 0 is B's; B is sent between A's duplicates.
+            let (who, key_text) = if i == DUPLICATES / 2 {
+                ("cust-b", b_key.clone())
+            } else {
+                ("cust-a", a_key.clone())
+            };
+            tokio::spawn(async move {
+                let result = commands
+                    .place_order(
+                        &as_customer("acme", who),
+                        checkout(who, &key_text, &[(&product, 3)]),
+                    )
+                    .await;
+                (who, result)
+            })
+        });
+        let results: Vec<_> = join_all(requests)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let a_outcomes: Vec<Result<uuid::Uuid, (i64, i64)>> = results
+            .iter()
+            .filter(|(who, _)| *who == "cust-a")
+            .map(|(_, r)| match r {
+                Ok(placed) => Ok(placed.order.id),
+                Err(CheckoutError::OutOfStock {
+                    requested,
+                    available,
+                    ..
+                }) => Err((*requested, *available)),
+                Err(other) => panic!("round {round}: unexpected answer to A: {other}"),
+            })
+            .collect();
+        let b_placed = match &results.iter().find(|(who, _)| *who == "cust-b").unwrap().1 {
+            Ok(placed) => {
+                assert_eq!(placed.outcome, CheckoutOutcome::Created);
+                true
+            }
+            Err(CheckoutError::OutOfStock {
+                requested: 3,
+                available: 0,
+                ..
+            }) => false,
+            Err(other) => panic!("round {round}: unexpected answer to B: {other}"),
+        };
+        let a_placed = a_outcomes[0].is_ok();
+        assert!(
+            a_outcomes.iter().all(|o| o.is_ok() == a_placed),
+            "round {round}: A's duplicates disagree: {a_outcomes:?}"
+        );
+        assert_ne!(
+            a_placed, b_placed,
+            "round {round}: exactly one of A and B gets the units"
+        );
+        if a_placed {
+            a_won += 1;
+            let a_id = *order_id("acme", &a_key).as_uuid();
+            assert!(a_outcomes.iter().all(|o| *o == Ok(a_id)));
+            let created = results
+                .iter()
+                .filter(|(who, r)| {
+                    *who == "cust-a"
+                        && r.as_ref()
+                            .is_ok_and(|p| p.outcome == CheckoutOutcome::Created)
+                })
+                .count();
+            assert_eq!(
+                created, 1,
+                "round {round}: one of A's duplicates creates it"
+            );
+        } else {
+            assert!(a_outcomes.iter().all(|o| *o == Err((3, 0))));
+        }
+        assert_eq!(on_hand(&db.pool, "acme", &product).await, 0);
+    }
+    eprintln!("A won {a_won} of {ROUNDS} rounds");
+    assert_eq!(
+        db.count("SELECT count(*) FROM store_orders").await,
+        ROUNDS as i64
+    );
+    assert_read_model_matches_events(&db.pool).await;
+}

@@ -1,6 +1,9 @@
 //! Products and keyed stock movements in the store.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+
+use futures::future::join_all;
 use order_domain::stock_adjustment::StockAdjustmentError;
 use order_domain::{ProductName, StockDelta, StockReason};
 use order_store::{CatalogueCommands, CatalogueError, CatalogueQueries, CheckoutOutcome};
@@ -243,4 +246,51 @@ async fn products_are_listed_by_sku_page_by_page_and_per_tenant() {
         .await
         .unwrap()
         .is_none());
+}
+
+/// Issue 10: concurrent duplicates of an adjustment that takes stock to zero
+/// are all answered with the one movement, never "below zero".
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_of_an_adjustment_to_zero_are_all_answered_with_the_one_movement() {
+    let db = TestDatabase::new().await;
+    let catalogue = Arc::new(CatalogueCommands::new(db.pool.clone()));
+    const ROUNDS: usize = 30;
+    const DUPLICATES: usize = 16;
+    for round in 0..ROUNDS {
+        let product = format!("P-{round}");
+        stocked_product(&db.pool, "acme", &product, 10, 5).await;
+        let results = join_all((0..DUPLICATES).map(|_| {
+            let (catalogue, product) = (catalogue.clone(), product.clone());
+            tokio::spawn(async move {
+                catalogue
+                    .adjust_stock(
+                        &as_staff("acme"),
+                        key(&format!("write-off-{product}")),
+                        sku(&product),
+                        delta(-5),
+                        StockReason::Count,
+                        now(),
+                    )
+                    .await
+            })
+        }))
+        .await;
+        let mut created = 0;
+        for result in results {
+            match result.unwrap() {
+                Ok(movement) => {
+                    assert_eq!(movement.product.on_hand, 0);
+                    created += usize::from(movement.outcome == CheckoutOutcome::Created);
+                }
+                Err(e) => panic!("round {round}: a duplicate was refused: {e}"),
+            }
+        }
+        assert_eq!(created, 1, "round {round}: one request books the movement");
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE event_type = 'StockAdjusted'")
+            .await,
+        2 * ROUNDS as i64
+    );
+    assert_read_model_matches_events(&db.pool).await;
 }

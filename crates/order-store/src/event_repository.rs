@@ -166,15 +166,24 @@ struct NewEventSql {
     idempotency_key: Option<String>,
 }
 
+/// SQLSTATE raised by `append_events` when it would refuse an append whose
+/// stream has moved on since the caller loaded it (migration 4).
+const STREAM_MOVED: &str = "SM001";
+
 /// Sorts a failed append: a lost race (only the two constraints that mean
-/// "someone appended first": postgres-es would call every 23505 a conflict),
-/// an unreachable database, or a projection failure.
+/// "someone appended first": postgres-es would call every 23505 a conflict;
+/// or a refusal of a stream that moved on), an unreachable database, or a
+/// projection failure.
 fn append_error(err: sqlx::Error) -> AppendError {
-    let lost_race = matches!(
-        &err,
-        sqlx::Error::Database(db)
-            if matches!(db.constraint(), Some("events_pkey" | "events_one_stream_per_key"))
-    );
+    let lost_race = match &err {
+        sqlx::Error::Database(db) => {
+            matches!(
+                db.constraint(),
+                Some("events_pkey" | "events_one_stream_per_key")
+            ) || db.code().as_deref() == Some(STREAM_MOVED)
+        }
+        _ => false,
+    };
     if lost_race {
         AppendError::Conflict
     } else if is_unavailable(&err) {
