@@ -25,6 +25,16 @@ pub struct Figures {
 }
 
 impl Figures {
+    pub fn new(mut latencies: Vec<Duration>, failed: u64, elapsed: Duration) -> Self {
+        latencies.sort_unstable();
+        Self {
+            completed: latencies.len() as u64,
+            failed,
+            elapsed,
+            latencies,
+        }
+    }
+
     pub fn per_second(&self) -> f64 {
         self.completed as f64 / self.elapsed.as_secs_f64()
     }
@@ -80,12 +90,5 @@ where
             failed += lost;
         }
     }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    Figures {
-        completed: latencies.len() as u64,
-        failed,
-        elapsed,
-        latencies,
-    }
+    Figures::new(latencies, failed, started.elapsed())
 }

@@ -15,17 +15,16 @@ pub struct ServiceProcess {
     pub address: SocketAddr,
 }
 
-/// Starts `order-service serve` (this binary, re-executed) on a free port and
-/// waits until it is ready.
+/// Starts this binary again with `args` (the service, or the CRUD
+/// baseline) on a free port and waits until it is ready.
 pub async fn start(
-    service_arg: &str,
+    args: &[&str],
     database_url: &str,
     secret: &str,
     pool_size: u32,
 ) -> anyhow::Result<ServiceProcess> {
     let mut child = Command::new(std::env::current_exe()?)
-        .arg(service_arg)
-        .arg("serve")
+        .args(args)
         .env("DATABASE_URL", database_url)
         .env("ORDERS_JWT_SECRET", secret)
         .env("ORDERS_BIND", "127.0.0.1:0")

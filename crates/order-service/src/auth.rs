@@ -2,7 +2,7 @@
 //! and role of every request come from the token's claims, and from nowhere
 //! else.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use chrono::{Duration, Utc};
@@ -12,7 +12,6 @@ use order_store::{Actor, CommandContext, OrderVisibility};
 use serde::{Deserialize, Serialize};
 
 use crate::problem::ApiError;
-use crate::state::AppState;
 
 /// Longest Authorization header looked at; a bigger one is refused unread.
 const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
@@ -149,13 +148,17 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// Any router whose state holds the [`JwtKeys`] authenticates its callers
+/// the same way (the service's, and the CRUD baseline of `order-bench`).
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    JwtKeys: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let keys = JwtKeys::from_ref(state);
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -176,7 +179,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthenticated("use the Bearer scheme: Authorization: Bearer <token>")
             })?;
-        let claims = state.keys.verify(token).map_err(|e| {
+        let claims = keys.verify(token).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             let why = match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",

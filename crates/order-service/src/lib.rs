@@ -22,11 +22,11 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 mod convert;
-mod extract;
+pub mod extract;
 pub mod metrics;
 mod openapi;
 pub mod problem;
-mod routes;
+pub mod routes;
 pub mod seed;
 pub mod state;
 pub mod telemetry;
@@ -74,13 +74,22 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/readyz", get(routes::operations::readyz))
         .route("/metrics", get(routes::operations::metrics))
         .route("/openapi.json", get(routes::operations::openapi))
-        .fallback(|| async { StatusCode::NOT_FOUND })
-        .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED })
         .with_state(state);
+    with_middleware(api, request_timeout)
+}
+
+/// The service's middleware around `routes`: request ids, traces, metrics,
+/// problem documents for every error, panics caught, the request timeout
+/// and the body limit. Public so that `order-bench`'s CRUD baseline pays
+/// exactly what the service pays around its handlers.
+pub fn with_middleware(routes: Router, request_timeout: Duration) -> Router {
+    let routes = routes
+        .fallback(|| async { StatusCode::NOT_FOUND })
+        .method_not_allowed_fallback(|| async { StatusCode::METHOD_NOT_ALLOWED });
     // Outermost first: every response, whatever produced it, carries the
     // request id, is traced and counted, and leaves as a problem if it is an
     // error.
-    api.layer(
+    routes.layer(
         ServiceBuilder::new()
             .layer(middleware::from_fn(telemetry::request_id))
             .layer(

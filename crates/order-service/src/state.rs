@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use axum::extract::FromRef;
+
 use metrics_exporter_prometheus::PrometheusHandle;
 use order_store::{CatalogueCommands, CatalogueQueries, OrderCommands, OrderQueries};
 use sqlx::PgPool;
@@ -37,5 +39,11 @@ impl AppState {
             metrics: crate::metrics::prometheus(),
             pool,
         }
+    }
+}
+
+impl FromRef<AppState> for JwtKeys {
+    fn from_ref(state: &AppState) -> Self {
+        state.keys.clone()
     }
 }

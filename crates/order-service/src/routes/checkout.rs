@@ -101,7 +101,7 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
 }
 
 /// 1 to 100 lines, each a valid SKU at most once with a quantity of 1 to 10000.
-fn parse_lines(body: &CheckoutRequest) -> Result<Vec<RequestedLine>, ApiError> {
+pub fn parse_lines(body: &CheckoutRequest) -> Result<Vec<RequestedLine>, ApiError> {
     if body.lines.is_empty() {
         return Err(invalid("lines", "an order needs at least one line"));
     }

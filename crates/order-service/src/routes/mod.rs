@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// A JSON answer with `Idempotent-Replayed: true` when it replays an
 /// earlier request.
-pub(crate) fn json_answer<T: Serialize>(
+pub fn json_answer<T: Serialize>(
     status: axum::http::StatusCode,
     replayed: bool,
     body: T,

@@ -1,0 +1,137 @@
+//! Baseline 2, SQL only: the CRUD checkout transaction
+//! (`crud.process_checkout`, one call) driven by `pgbench`, PostgreSQL's
+//! own load generator, written in C: the floor that no service in front of
+//! the same transaction can beat.
+//!
+//! Same workload as the HTTP runs: two distinct random SKUs of the
+//! catalogue, 1 to 3 units each, a fresh key per checkout. Latencies come
+//! from pgbench's per-transaction log (`--log`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::process::Command;
+
+use crate::cpu::{process_cpu, CpuReading, PostgresCpu};
+use crate::load::Figures;
+
+const SCRIPT: &str = r"\set s1 random(0, :skus - 1)
+\set s2 (:s1 + random(1, :skus - 1)) % :skus
+\set q1 random(1, 3)
+\set q2 random(1, 3)
+SELECT count(*) FROM crud.process_checkout('bench', gen_random_uuid()::text, 'customer-' || :client_id, 'pgbench', NULL, ARRAY['SKU-' || lpad(:s1::text, 5, '0'), 'SKU-' || lpad(:s2::text, 5, '0')], ARRAY[:q1, :q2]::integer[]);
+";
+
+/// Where pgbench is: on PATH, or in a Debian server package's bin directory.
+pub fn find() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("pgbench"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin/pgbench"))
+            .filter(|p| p.is_file())
+            .collect();
+        versions.sort();
+        versions.pop()
+    })
+}
+
+/// One pgbench run at `clients` connections for `duration`.
+pub async fn run(
+    pgbench: &Path,
+    url: &str,
+    skus: usize,
+    clients: usize,
+    duration: Duration,
+    postgres: Option<PostgresCpu>,
+) -> anyhow::Result<(Figures, CpuReading, CpuReading)> {
+    let dir = std::env::temp_dir().join(format!("order-bench-pgbench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("checkout.sql");
+    std::fs::write(&script, SCRIPT)?;
+    let seconds = duration.as_secs().max(1);
+    let before = CpuReading {
+        postgres: postgres.and_then(|p| p.total()),
+        ..CpuReading::default()
+    };
+    let child = Command::new(pgbench)
+        .current_dir(&dir)
+        .args(["--no-vacuum", "--protocol=prepared", "--log"])
+        .arg(format!("--client={clients}"))
+        .arg(format!("--jobs={}", clients.min(2)))
+        .arg(format!("--time={seconds}"))
+        .arg(format!("--define=skus={skus}"))
+        .arg(format!("--file={}", script.display()))
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", pgbench.display()))?;
+    // The client's CPU, sampled while it runs (it is gone once it exits).
+    let pid = child.id().and_then(|p| i32::try_from(p).ok());
+    let sampler = tokio::spawn(async move {
+        let mut last = None;
+        while let Some(cpu) = pid.and_then(process_cpu) {
+            last = Some(cpu);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        last
+    });
+    let output = child.wait_with_output().await?;
+    let client = sampler.await.ok().flatten();
+    // Let the postmaster reap pgbench's backends, so their CPU is counted.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = CpuReading {
+        postgres: postgres.and_then(|p| p.total()),
+        client,
+        server: None,
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "pgbench failed: {}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tps: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("no tps in pgbench's output:\n{stdout}"))?;
+    let failed: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("pgbench_log")
+        {
+            for line in std::fs::read_to_string(entry.path())?.lines() {
+                // client_id transaction_no time_us script_no epoch epoch_us
+                if let Some(us) = line.split(' ').nth(2).and_then(|t| t.parse::<u64>().ok()) {
+                    latencies.push(Duration::from_micros(us));
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let completed = latencies.len() as u64;
+    // pgbench's own tps excludes connection set-up; keep its elapsed time.
+    let elapsed = Duration::from_secs_f64(completed as f64 / tps.max(f64::MIN_POSITIVE));
+    Ok((Figures::new(latencies, failed, elapsed), before, after))
+}
