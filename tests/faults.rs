@@ -318,7 +318,7 @@ async fn a_connection_cut_after_commit_is_retried_into_the_same_order() {
         };
         format!("{host}:{}", options.get_port()).parse().unwrap()
     };
-    let proxy = CommitCuttingProxy::start(upstream, b"append_events").await;
+    let proxy = CommitCuttingProxy::start(upstream, b"append_to_stream").await;
     proxy.armed.store(false, Ordering::SeqCst);
     let app = TestApp::spawn_with(AppOptions {
         connect_via: Some(proxy.address),
@@ -326,7 +326,7 @@ async fn a_connection_cut_after_commit_is_retried_into_the_same_order() {
     })
     .await;
     // Seeded over a direct connection: the app's own connections have not
-    // yet sent append_events' text when the checkout does.
+    // yet sent append_to_stream's text when the checkout does.
     stocked_product(&app.db.pool, "acme", "A", 100, 10).await;
     proxy.armed.store(true, Ordering::SeqCst);
     let db = &app.db;

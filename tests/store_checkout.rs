@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use futures::future::join_all;
 use order_domain::order::OrderError;
-use order_store::{CheckoutError, CheckoutOutcome, OrderCommands, OrderQueries, OrderVisibility};
+use order_store::{
+    CatalogueCommands, CheckoutError, CheckoutOutcome, OrderCommands, OrderQueries, OrderVisibility,
+};
 use store_orders_tests::fixtures::*;
 use store_orders_tests::TestDatabase;
 
@@ -647,4 +649,109 @@ async fn duplicates_of_one_checkout_racing_another_for_the_last_units_agree_on_i
         ROUNDS as i64
     );
     assert_read_model_matches_events(&db.pool).await;
+}
+
+/// A key reused with a SKU the catalogue does not have is a reused key (the
+/// order exists), as the contract's table puts it, not an unknown SKU; on a
+/// fresh process (which has not seen the key) as on the one that placed it.
+#[tokio::test]
+async fn a_reused_key_with_an_unknown_sku_is_a_reused_key() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 1_000, 10).await;
+    let placing = OrderCommands::new(db.pool.clone());
+    placing
+        .place_order(
+            &as_customer("acme", "cust-1"),
+            checkout("cust-1", "k", &[("A", 1)]),
+        )
+        .await
+        .unwrap();
+    for commands in [placing, OrderCommands::new(db.pool.clone())] {
+        let err = commands
+            .place_order(
+                &as_customer("acme", "cust-1"),
+                checkout("cust-1", "k", &[("NO-SUCH", 1)]),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CheckoutError::Rejected(OrderError::IdempotencyKeyReused)
+            ),
+            "{err:?}"
+        );
+    }
+}
+
+/// The checkout prices from a per-process cache; a price changed since (by
+/// another process) is refused by the store and the checkout re-priced:
+/// never an order at the old price.
+#[tokio::test]
+async fn a_checkout_after_a_price_change_elsewhere_is_placed_at_the_new_price() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 1_000, 10).await;
+    let commands = OrderCommands::new(db.pool.clone());
+    let customer = as_customer("acme", "cust-1");
+    let first = commands
+        .place_order(&customer, checkout("cust-1", "k1", &[("A", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(first.order.lines[0].unit_price, 1_000);
+    // Another process (its own CatalogueCommands) renames and reprices A.
+    CatalogueCommands::new(db.pool.clone())
+        .define_product(
+            &as_staff("acme"),
+            sku("A"),
+            order_domain::ProductName::try_from("Dog food, new bag").unwrap(),
+            pyg(1_250),
+            now(),
+        )
+        .await
+        .unwrap();
+    let second = commands
+        .place_order(&customer, checkout("cust-1", "k2", &[("A", 2)]))
+        .await
+        .unwrap();
+    assert_eq!(second.outcome, CheckoutOutcome::Created);
+    assert_eq!(
+        (
+            second.order.lines[0].unit_price,
+            second.order.lines[0].name.as_str(),
+            second.order.total
+        ),
+        (1_250, "Dog food, new bag", 2_500)
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT (payload #>> '{OrderPlaced,lines,0,unit_price}')::bigint FROM events \
+         WHERE event_type = 'OrderPlaced' AND payload #>> '{OrderPlaced,idempotency_key}' = 'k2'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 1_250, "the event holds the new price");
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+/// A retry reaching a process that has never seen its key (another
+/// replica, or after a restart) is found by the append itself and answered
+/// with the order; nothing is stored twice.
+#[tokio::test]
+async fn a_retry_on_a_process_that_never_saw_the_key_is_a_replay() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 1_000, 10).await;
+    let customer = as_customer("acme", "cust-1");
+    let first = OrderCommands::new(db.pool.clone())
+        .place_order(&customer, checkout("cust-1", "k", &[("A", 3)]))
+        .await
+        .unwrap();
+    let events = db.count("SELECT count(*) FROM events").await;
+    let retry = OrderCommands::new(db.pool.clone())
+        .place_order(&customer, checkout("cust-1", "k", &[("A", 3)]))
+        .await
+        .unwrap();
+    assert_eq!(retry.outcome, CheckoutOutcome::Replayed);
+    assert_eq!(retry.order, first.order);
+    assert_eq!(db.count("SELECT count(*) FROM events").await, events);
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 7);
 }

@@ -82,6 +82,12 @@ struct Args {
     pool_size: u32,
     #[arg(long, default_value_t = 1_000)]
     skus: usize,
+    /// Keep TLS to PostgreSQL when the URL does not say otherwise (libpq's
+    /// and sqlx's `prefer`). By default the bench connects every system in
+    /// the clear (`sslmode=disable`): on loopback TLS only adds the same
+    /// cost to all three (about a quarter of a short request, on both ends).
+    #[arg(long)]
+    tls: bool,
     /// Where to write the SVG chart.
     #[arg(long, default_value = "target/order-bench/checkout.svg")]
     chart: PathBuf,
@@ -103,7 +109,15 @@ async fn main() -> anyhow::Result<()> {
     if first.as_deref() == Some(std::ffi::OsStr::new(CRUD_ARG)) {
         return crud_service::main().await;
     }
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if !args.tls && !args.database_url.contains("sslmode=") {
+        let separator = if args.database_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        args.database_url = format!("{}{separator}sslmode=disable", args.database_url);
+    }
     order_client::install_tls_provider();
     let step = Duration::from_secs(if args.quick { 1 } else { args.seconds });
 
@@ -219,16 +233,17 @@ async fn run(
 
     let mut rows = Vec::new();
     for &concurrency in &args.concurrency {
-        let ours = measure(&service, postgres, || {
+        let ours = measure(&pool, &service, postgres, || {
             new_orders(&on_service, Some(&placed), concurrency, step)
         })
         .await;
-        let theirs = measure(&crud, postgres, || {
+        let theirs = measure(&pool, &crud, postgres, || {
             new_orders(&on_crud, None, concurrency, step)
         })
         .await;
         let floor = match &pgbench {
             Some(path) => {
+                checkpoint(&pool).await;
                 // pgbench's clients are connections; the services multiplex
                 // their clients onto `pool_size` connections.
                 let clients = concurrency.min(pool_size as usize);
@@ -243,15 +258,15 @@ async fn run(
     }
     let replay_pool: Arc<Vec<Placed>> =
         Arc::new(placed.lock().map(|p| p.clone()).unwrap_or_default());
-    let replays = measure(&service, postgres, || {
+    let replays = measure(&pool, &service, postgres, || {
         replays_only(&on_service, &replay_pool, TARGET_CONCURRENCY, step)
     })
     .await;
-    let mixed = measure(&service, postgres, || {
+    let mixed = measure(&pool, &service, postgres, || {
         mixed(&on_service, &replay_pool, TARGET_CONCURRENCY, step)
     })
     .await;
-    let reads = measure(&service, postgres, || {
+    let reads = measure(&pool, &service, postgres, || {
         reads(&on_service, &replay_pool, TARGET_CONCURRENCY, step)
     })
     .await;
@@ -268,12 +283,27 @@ async fn run(
     Ok(())
 }
 
-/// Runs `work` against `process`, reading CPU before and after.
-async fn measure<F, Fut>(process: &ServiceProcess, postgres: Option<PostgresCpu>, work: F) -> Step
+/// Starts every step in the same state: right after a checkpoint, so that
+/// each pays the same full-page writes (a checkpoint falling into one
+/// system's step and not another's would skew the comparison). Needs a
+/// superuser; without one the steps run as they come.
+async fn checkpoint(pool: &sqlx::PgPool) {
+    let _ = sqlx::query("CHECKPOINT").execute(pool).await;
+}
+
+/// Runs `work` against `process` after a checkpoint, reading CPU before and
+/// after.
+async fn measure<F, Fut>(
+    pool: &sqlx::PgPool,
+    process: &ServiceProcess,
+    postgres: Option<PostgresCpu>,
+    work: F,
+) -> Step
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Figures>,
 {
+    checkpoint(pool).await;
     let pid = i32::try_from(process.pid).ok();
     let read = || CpuReading {
         server: pid.and_then(process_cpu),
@@ -410,7 +440,10 @@ fn report(
         series("store-orders service", &|r| Some(&r.1)),
         series("CRUD service (same HTTP stack)", &|r| Some(&r.2)),
     ];
-    let floor = series("SQL only (pgbench, same transaction, at most pool-size connections)", &|r| r.3.as_ref());
+    let floor = series(
+        "SQL only (pgbench, same transaction, at most pool-size connections)",
+        &|r| r.3.as_ref(),
+    );
     if !floor.points.is_empty() {
         all.push(floor);
     }

@@ -12,7 +12,8 @@ use sqlx::PgPool;
 use crate::catalogue_queries::CatalogueQueries;
 use crate::command_context::CommandContext;
 use crate::error::{StockRejection, StoreError};
-use crate::execute::{event_store, execute, EventStoreOf, ExecuteError};
+use crate::event_store::{EventStore, Stream};
+use crate::execute::{execute, ExecuteError};
 use crate::order_commands::CheckoutOutcome;
 use crate::order_view::ProductView;
 
@@ -44,8 +45,7 @@ pub struct StockMovement {
 
 /// Staff's catalogue and stock commands.
 pub struct CatalogueCommands {
-    products: EventStoreOf<Product>,
-    adjustments: EventStoreOf<StockAdjustment>,
+    store: EventStore,
     queries: CatalogueQueries,
 }
 
@@ -58,8 +58,7 @@ impl std::fmt::Debug for CatalogueCommands {
 impl CatalogueCommands {
     pub fn new(pool: PgPool) -> Self {
         Self {
-            products: event_store(&pool),
-            adjustments: event_store(&pool),
+            store: EventStore::new(pool.clone()),
             queries: CatalogueQueries::new(pool),
         }
     }
@@ -82,13 +81,16 @@ impl CatalogueCommands {
             unit_price,
             at,
         });
+        let id = id.to_string();
+        let stream = self.store.load::<Product>(&context.tenant, &id).await?;
         execute(
+            &self.store,
             "define_product",
-            &self.products,
-            &id.to_string(),
+            &context.tenant,
+            &id,
+            stream,
             &command,
-            &context.metadata(),
-            |_| Ok(()),
+            &context.metadata()?,
         )
         .await
         .map_err(|e| match e {
@@ -119,13 +121,16 @@ impl CatalogueCommands {
             reason,
             at,
         });
+        // Keyed by (tenant, key): assumed new; a retry finds its stream in
+        // the same round trip and becomes a replay.
         let executed = execute(
+            &self.store,
             "adjust_stock",
-            &self.adjustments,
+            &context.tenant,
             &id.to_string(),
+            Stream::<StockAdjustment>::empty(),
             &command,
-            &context.metadata(),
-            |_| Ok(()),
+            &context.metadata()?,
         )
         .await
         .map_err(|e| match e {

@@ -1,8 +1,10 @@
-use std::collections::HashMap;
-
 use order_domain::{CustomerId, TenantId};
+use serde_json::value::RawValue;
 
-use crate::event_repository::TENANT_METADATA_KEY;
+use crate::error::StoreError;
+
+/// The metadata key every event carries its tenant under.
+pub const TENANT_METADATA_KEY: &str = "tenant_id";
 
 /// Who is acting: recorded in every event's metadata for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,19 +25,23 @@ pub struct CommandContext {
 }
 
 impl CommandContext {
-    pub(crate) fn metadata(&self) -> HashMap<String, String> {
-        let mut metadata = HashMap::with_capacity(3);
-        metadata.insert(TENANT_METADATA_KEY.to_owned(), self.tenant.to_string());
+    /// The JSON object stored beside each event of the command: tenant,
+    /// actor, request id.
+    pub(crate) fn metadata(&self) -> Result<Box<RawValue>, StoreError> {
+        let actor = match &self.actor {
+            Actor::Customer(id) => format!("customer:{id}"),
+            Actor::Staff(sub) => format!("staff:{sub}"),
+        };
+        let mut metadata = serde_json::Map::with_capacity(3);
         metadata.insert(
-            "actor".to_owned(),
-            match &self.actor {
-                Actor::Customer(id) => format!("customer:{id}"),
-                Actor::Staff(sub) => format!("staff:{sub}"),
-            },
+            TENANT_METADATA_KEY.to_owned(),
+            self.tenant.to_string().into(),
         );
+        metadata.insert("actor".to_owned(), actor.into());
         if let Some(id) = &self.request_id {
-            metadata.insert("request_id".to_owned(), id.clone());
+            metadata.insert("request_id".to_owned(), id.clone().into());
         }
-        metadata
+        serde_json::value::to_raw_value(&metadata)
+            .map_err(|e| StoreError::Internal(format!("cannot serialize metadata: {e}")))
     }
 }

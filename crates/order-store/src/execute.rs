@@ -1,28 +1,26 @@
-//! Running one command against one stream: load, decide, commit, and on a
-//! concurrent append, start over.
-
-use std::collections::HashMap;
-use std::error::Error;
+//! Running one command against one stream: decide on the stream as known,
+//! append, and when the stream turns out to have moved on, fold what the
+//! store returned and decide again.
+//!
+//! A lost race is never the caller's problem: a duplicate of a command that
+//! just committed becomes a replay (or a reused-key refusal) on the fresh
+//! stream, whatever the stock, because the store looks at the stream again
+//! after it locked the inventory rows and before it checks stock.
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventStore};
+use cqrs_es::Aggregate;
+use order_domain::TenantId;
+use serde_json::value::RawValue;
 
 use crate::error::{StockRejection, StoreError};
-use crate::event_repository::{AppendError, ProjectingEventRepository};
+use crate::event_store::{Append, Appended, EventStore, Refusal, Stream};
+use crate::stream_kind::StreamKind;
 
-/// cqrs-es' event store over our repository. Plain event store: no snapshots.
-pub(crate) type EventStoreOf<A> = PersistedEventStore<ProjectingEventRepository, A>;
-
-pub(crate) fn event_store<A: Aggregate>(pool: &sqlx::PgPool) -> EventStoreOf<A> {
-    PersistedEventStore::new_event_store(ProjectingEventRepository::new(pool.clone()))
-}
-
-/// How many times a command is re-run after losing a race to a concurrent
-/// command on the same stream. One re-run settles a duplicate checkout (it
-/// reloads and sees the winner's order); the rest absorb bursts of staff
-/// actions on one order.
-const CONFLICT_ATTEMPTS: u32 = 8;
+/// How many times a command is decided again after losing a race to a
+/// concurrent command on the same stream. One settles a duplicate checkout
+/// (it sees the winner's order); the rest absorb bursts of staff actions on
+/// one order.
+pub(crate) const CONFLICT_ATTEMPTS: u32 = 8;
 
 /// The stream after the command, and whether the command added events to it.
 #[derive(Debug)]
@@ -40,100 +38,84 @@ pub(crate) enum ExecuteError<E> {
     Store(StoreError),
 }
 
-/// Loads the stream `id`, checks `precondition` on it, lets the aggregate
-/// decide, and commits. A conflict (someone appended first) is never the
-/// caller's problem: the command is re-run on the fresh stream, where a
-/// duplicate becomes a replay.
-pub(crate) async fn execute<A>(
-    command_name: &'static str,
-    store: &EventStoreOf<A>,
-    id: &str,
-    command: &A::Command,
-    metadata: &HashMap<String, String>,
-    precondition: impl Fn(&A) -> Result<(), A::Error>,
-) -> Result<Executed<A>, ExecuteError<A::Error>>
+impl<E> From<StoreError> for ExecuteError<E> {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+/// The events `command` produces on `aggregate`, and the aggregate after
+/// them. Pure: the aggregate's own `handle`, through cqrs-es' sink.
+pub(crate) async fn decide<A>(
+    aggregate: &A,
+    command: A::Command,
+) -> Result<(A, Vec<A::Event>), A::Error>
 where
     A: Aggregate<Services = ()> + Clone,
-    A::Command: Clone,
 {
-    execute_loaded(
-        command_name,
-        store,
-        id,
-        None,
-        command,
-        metadata,
-        precondition,
+    let mut after = aggregate.clone();
+    let sink = EventSink::<A>::default();
+    after.handle(command, &(), &sink).await?;
+    Ok((after, sink.collect().await))
+}
+
+/// Counts a command decided again because its stream moved on.
+pub(crate) fn count_rerun(command_name: &'static str, stream: &'static str, id: &str) {
+    metrics::counter!(
+        "orders_commands_total",
+        "command" => command_name,
+        "outcome" => "conflict_retried"
     )
-    .await
+    .increment(1);
+    tracing::debug!(stream, id, "the stream moved on; deciding again");
 }
 
-/// Loads the stream `id` (one query).
-pub(crate) async fn load<A: Aggregate>(
-    store: &EventStoreOf<A>,
-    id: &str,
-) -> Result<EventStoreAggregateContext<A>, ExecuteError<A::Error>> {
-    store.load_aggregate(id).await.map_err(from_framework)
-}
-
-/// As [`execute`], the first attempt on a stream the caller loaded already.
-pub(crate) async fn execute_loaded<A>(
+/// Runs `command` on the stream `id` of `tenant`, starting from `stream`
+/// (loaded, or assumed empty for a keyed stream), until it is stored,
+/// found unnecessary, or refused.
+pub(crate) async fn execute<A>(
+    store: &EventStore,
     command_name: &'static str,
-    store: &EventStoreOf<A>,
+    tenant: &TenantId,
     id: &str,
-    mut loaded: Option<EventStoreAggregateContext<A>>,
+    mut stream: Stream<A>,
     command: &A::Command,
-    metadata: &HashMap<String, String>,
-    precondition: impl Fn(&A) -> Result<(), A::Error>,
+    metadata: &RawValue,
 ) -> Result<Executed<A>, ExecuteError<A::Error>>
 where
-    A: Aggregate<Services = ()> + Clone,
+    A: StreamKind,
     A::Command: Clone,
 {
-    for attempt in 1..=CONFLICT_ATTEMPTS {
-        let mut context = match loaded.take() {
-            Some(context) => context,
-            None => load(store, id).await?,
-        };
-        precondition(&context.aggregate).map_err(ExecuteError::Rejected)?;
-        let sink = EventSink::<A>::default();
-        context
-            .aggregate
-            .handle(command.clone(), &(), &sink)
+    for _ in 0..CONFLICT_ATTEMPTS {
+        let (after, events) = decide(&stream.aggregate, command.clone())
             .await
             .map_err(ExecuteError::Rejected)?;
-        let events = sink.collect().await;
         if events.is_empty() {
             return Ok(Executed {
-                aggregate: context.aggregate,
+                aggregate: after,
                 changed: false,
             });
         }
-        // The sink has applied the events already: this is the state after.
-        let aggregate = context.aggregate.clone();
-        match store.commit(events, context, metadata.clone()).await {
-            Ok(_) => {
+        let append = Append::<A> {
+            tenant,
+            id,
+            expected: stream.version,
+            events: &events,
+            metadata,
+            prices: &[],
+        };
+        match store.append(&append).await? {
+            Appended::Stored => {
                 return Ok(Executed {
-                    aggregate,
+                    aggregate: after,
                     changed: true,
                 })
             }
-            Err(AggregateError::AggregateConflict) => {
-                metrics::counter!(
-                    "orders_commands_total",
-                    "command" => command_name,
-                    "outcome" => "conflict_retried"
-                )
-                .increment(1);
-                tracing::debug!(
-                    stream = A::TYPE,
-                    id,
-                    attempt,
-                    "concurrent append; re-running"
-                );
-            }
-            Err(other) => return Err(from_framework(other)),
+            Appended::Moved(newer) => stream.apply(newer),
+            Appended::Conflict => stream = store.load(tenant, id).await?,
+            Appended::Refused(refusal) => return Err(ExecuteError::Stock(refusal.into())),
         }
+        count_rerun(command_name, A::TYPE, id);
     }
     Err(ExecuteError::Store(StoreError::ContendedStream {
         stream: format!("{}/{id}", A::TYPE),
@@ -141,34 +123,19 @@ where
     }))
 }
 
-/// Recovers our own errors from the boxes cqrs-es carries them in.
-fn from_framework<E: Error>(err: AggregateError<E>) -> ExecuteError<E> {
-    match err {
-        AggregateError::UserError(e) => ExecuteError::Rejected(e),
-        AggregateError::AggregateConflict => {
-            ExecuteError::Store(StoreError::Internal("unexpected aggregate conflict".into()))
+impl From<Refusal> for StockRejection {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::UnknownSku(sku) | Refusal::Repriced(sku) => Self::UnknownSku { sku },
+            Refusal::Short {
+                sku,
+                requested,
+                available,
+            } => Self::InsufficientStock {
+                sku,
+                requested,
+                available,
+            },
         }
-        AggregateError::DatabaseConnectionError(boxed)
-        | AggregateError::DeserializationError(boxed)
-        | AggregateError::UnexpectedError(boxed) => from_boxed(boxed),
-    }
-}
-
-fn from_boxed<E>(boxed: Box<dyn Error + Send + Sync + 'static>) -> ExecuteError<E> {
-    let boxed = match boxed.downcast::<AppendError>() {
-        Ok(append) => {
-            return match *append {
-                AppendError::Stock(rejection) => ExecuteError::Stock(rejection),
-                AppendError::Store(store) => ExecuteError::Store(store),
-                AppendError::Conflict => ExecuteError::Store(StoreError::Internal(
-                    "unexpected aggregate conflict".into(),
-                )),
-            }
-        }
-        Err(other) => other,
-    };
-    match boxed.downcast::<sqlx::Error>() {
-        Ok(sql) => ExecuteError::Store((*sql).into()),
-        Err(other) => ExecuteError::Store(StoreError::Internal(other.to_string())),
     }
 }

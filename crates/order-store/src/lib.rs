@@ -14,17 +14,23 @@
 //! # Layout
 //!
 //! - `../../migrations/`: the schema ([`MIGRATOR`]).
-//! - `event_repository.rs`: [`ProjectingEventRepository`], cqrs-es'
-//!   `PersistedEventRepository`: postgres-es reads streams, `persist` appends
-//!   and projects in one statement (`append_events`: the stock guard locks
-//!   inventory rows in SKU order and refuses below zero, then the events go
-//!   in, then the read model).
+//! - `event_store.rs`: loading a stream (by tenant, kind and id) and
+//!   appending to one with its projections in one round trip
+//!   (`append_to_stream`, migration 5: look at the stream, lock the
+//!   inventory rows in SKU order, look again, check prices and stock,
+//!   insert the events, project them), with a typed answer: stored, the
+//!   stream moved on (its newer events), a conflict, or a refusal.
+//! - `execute.rs`: decide on the stream as known, append, and when it moved
+//!   on, fold what came back and decide again.
+//! - `stream_kind.rs`: what the store needs of each aggregate (Order,
+//!   Product, StockAdjustment) beyond cqrs-es' `Aggregate`.
+//! - `order_commands.rs`: [`OrderCommands`]: checkout, pay, ship, cancel.
+//!   `price_cache.rs` and `known_orders.rs` save a checkout its own round
+//!   trips (a price lookup, a wasted append for a retry); neither is trusted.
+//! - `catalogue_commands.rs`: [`CatalogueCommands`]: products and stock moves.
 //! - `projection/`: events to row changes (pure), handed to the database's
 //!   `project_read_model`; one implementation for the live path and the
 //!   rebuild.
-//! - `execute.rs`: load, decide, commit; on a concurrent append, run again.
-//! - `order_commands.rs`: [`OrderCommands`]: checkout, pay, ship, cancel.
-//! - `catalogue_commands.rs`: [`CatalogueCommands`]: products and stock moves.
 //! - `order_queries.rs`, `catalogue_queries.rs`: the read model's queries.
 //! - `shop_event.rs`: all streams' events, as the projections read them.
 //! - `rebuild/`: commit-order replay into shadow tables, compare, swap.
@@ -36,22 +42,24 @@ mod catalogue_queries;
 mod command_context;
 mod database_url;
 mod error;
-mod event_repository;
+mod event_store;
 mod execute;
+mod known_orders;
 mod order_commands;
 mod order_queries;
 mod order_view;
+mod price_cache;
 mod shop_event;
+mod stream_kind;
 
 pub mod projection;
 pub mod rebuild;
 
 pub use catalogue_commands::{CatalogueCommands, CatalogueError, StockMovement};
 pub use catalogue_queries::{CataloguePrice, CatalogueQueries, ProductPage};
-pub use command_context::{Actor, CommandContext};
+pub use command_context::{Actor, CommandContext, TENANT_METADATA_KEY};
 pub use database_url::with_database;
 pub use error::{StockRejection, StoreError};
-pub use event_repository::{ProjectingEventRepository, TENANT_METADATA_KEY};
 pub use order_commands::{
     Checkout, CheckoutError, CheckoutOutcome, OrderCommandError, OrderCommands, OrderTransition,
     PlacedOrder, RequestedLine,

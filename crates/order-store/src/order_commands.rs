@@ -1,17 +1,22 @@
 //! Checkout and the order's later transitions.
 
 use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
 use order_domain::order::{CancelledBy, OrderCommand, OrderError, PlaceOrder, PricedLine};
 use order_domain::{
     CheckoutFingerprint, CustomerId, IdempotencyKey, Order, OrderId, OrderNote, Quantity, Sku,
+    TenantId,
 };
 use sqlx::PgPool;
 
-use crate::catalogue_queries::CatalogueQueries;
+use crate::catalogue_queries::{CataloguePrice, CatalogueQueries};
 use crate::command_context::{Actor, CommandContext};
-use crate::error::{StockRejection, StoreError};
-use crate::execute::{event_store, execute, execute_loaded, load, EventStoreOf, ExecuteError};
+use crate::error::StoreError;
+use crate::event_store::{Append, Appended, EventStore, Refusal, Stream};
+use crate::execute::{count_rerun, decide, execute, ExecuteError, CONFLICT_ATTEMPTS};
+use crate::known_orders::KnownOrders;
 use crate::order_view::OrderView;
+use crate::price_cache::PriceCache;
 
 /// A checkout as the customer sent it: SKUs and quantities, no prices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,30 +83,46 @@ pub enum OrderCommandError {
     Store(#[from] StoreError),
 }
 
-fn checkout_error(err: ExecuteError<OrderError>) -> CheckoutError {
-    match err {
-        ExecuteError::Rejected(e) => CheckoutError::Rejected(e),
-        ExecuteError::Stock(StockRejection::InsufficientStock {
-            sku,
-            requested,
-            available,
-        }) => CheckoutError::OutOfStock {
-            sku,
-            requested,
-            available,
-        },
-        ExecuteError::Stock(StockRejection::UnknownSku { sku }) => {
-            CheckoutError::UnknownSku { sku }
-        }
-        ExecuteError::Store(e) => CheckoutError::Store(e),
-    }
+/// The checkout as the aggregate's command, its lines priced with `prices`
+/// (in the order of the lines).
+fn place_order_command(
+    context: &CommandContext,
+    checkout: &Checkout,
+    prices: &[CataloguePrice],
+) -> Result<OrderCommand, CheckoutError> {
+    let lines: Vec<PricedLine> = checkout
+        .lines
+        .iter()
+        .zip(prices)
+        .map(|(requested, price)| PricedLine {
+            sku: requested.sku.clone(),
+            name: price.name.clone(),
+            quantity: requested.quantity,
+            unit_price: price.unit_price,
+        })
+        .collect();
+    let currency = lines
+        .first()
+        .map(|l| l.unit_price.currency)
+        .ok_or(CheckoutError::Rejected(OrderError::NoLines))?;
+    Ok(OrderCommand::PlaceOrder(PlaceOrder::new(
+        context.tenant.clone(),
+        checkout.idempotency_key.clone(),
+        checkout.customer.clone(),
+        currency,
+        lines,
+        checkout.note.clone(),
+        checkout.at,
+    )))
 }
 
 /// Places, pays, ships and cancels orders. Each call is one command on one
 /// order stream, safe to repeat.
 pub struct OrderCommands {
-    orders: EventStoreOf<Order>,
+    store: EventStore,
     catalogue: CatalogueQueries,
+    prices: PriceCache,
+    known: KnownOrders,
 }
 
 impl std::fmt::Debug for OrderCommands {
@@ -113,18 +134,23 @@ impl std::fmt::Debug for OrderCommands {
 impl OrderCommands {
     pub fn new(pool: PgPool) -> Self {
         Self {
-            orders: event_store(&pool),
+            store: EventStore::new(pool.clone()),
             catalogue: CatalogueQueries::new(pool),
+            prices: PriceCache::default(),
+            known: KnownOrders::default(),
         }
     }
 
     /// Places the order for (tenant, Idempotency-Key), or returns the order
     /// an earlier request with that key placed.
     ///
-    /// A retry is answered from the order's stream alone (one query): the
-    /// request's fingerprint decides replay or reused key, so a price change
-    /// between a request and its retry changes nothing. A new checkout is
-    /// priced from the tenant's catalogue, decided, and appended.
+    /// One round trip in the common cases. The checkout is priced from this
+    /// process's catalogue cache and appended on the assumption that the
+    /// key is new; the store checks both in the same statement. A retry
+    /// finds the stream there and gets its events back (then it is answered
+    /// from the stream alone: the request's fingerprint decides replay or
+    /// reused key, so a price change between a request and its retry
+    /// changes nothing). A stale price is refused and the checkout re-priced.
     pub async fn place_order(
         &self,
         context: &CommandContext,
@@ -139,79 +165,134 @@ impl OrderCommands {
                 max: Order::MAX_LINES,
             }));
         }
-        let id = OrderId::for_checkout(&context.tenant, &checkout.idempotency_key);
-        // A retry is answered from the stream alone: no pricing, no decision.
-        let loaded = load(&self.orders, &id.to_string())
-            .await
-            .map_err(checkout_error)?;
-        if loaded.aggregate.details().is_some() {
-            let fingerprint = CheckoutFingerprint::of(
-                &checkout.customer,
-                checkout.lines.iter().map(|l| (&l.sku, l.quantity)),
-                checkout.note.as_ref(),
-            );
-            let order = loaded
-                .aggregate
-                .check_retry(&context.tenant, &checkout.idempotency_key, &fingerprint)
-                .map_err(CheckoutError::Rejected)?;
-            return Ok(PlacedOrder {
-                order: OrderView::from(order),
-                outcome: CheckoutOutcome::Replayed,
-            });
-        }
+        let tenant = &context.tenant;
+        let order_id = OrderId::for_checkout(tenant, &checkout.idempotency_key);
+        let id = order_id.to_string();
+        let fingerprint = CheckoutFingerprint::of(
+            &checkout.customer,
+            checkout.lines.iter().map(|l| (&l.sku, l.quantity)),
+            checkout.note.as_ref(),
+        );
         let skus: Vec<&Sku> = checkout.lines.iter().map(|l| &l.sku).collect();
-        let prices = self.catalogue.prices(&context.tenant, &skus).await?;
-        let mut lines = Vec::with_capacity(checkout.lines.len());
-        for requested in &checkout.lines {
-            let price = prices
-                .get(&requested.sku)
-                .ok_or_else(|| CheckoutError::UnknownSku {
-                    sku: requested.sku.clone(),
-                })?;
-            lines.push(PricedLine {
-                sku: requested.sku.clone(),
-                name: price.name.clone(),
-                quantity: requested.quantity,
-                unit_price: price.unit_price,
-            });
+        let metadata = context.metadata()?;
+        // A key seen here before is most likely a retry: read it (see
+        // known_orders.rs). Anything else is assumed new.
+        let mut loaded = self.known.contains(order_id.as_uuid());
+        let mut stream = if loaded {
+            self.store.load(tenant, &id).await?
+        } else {
+            Stream::<Order>::empty()
+        };
+        for _ in 0..CONFLICT_ATTEMPTS {
+            if stream.aggregate.details().is_some() {
+                self.known.insert(*order_id.as_uuid());
+                let order = stream
+                    .aggregate
+                    .check_retry(tenant, &checkout.idempotency_key, &fingerprint)
+                    .map_err(CheckoutError::Rejected)?;
+                return Ok(PlacedOrder {
+                    order: OrderView::from(order),
+                    outcome: CheckoutOutcome::Replayed,
+                });
+            }
+            let prices = match self.prices(tenant, &skus).await? {
+                Ok(prices) => prices,
+                // A retry of a placed order is answered by its stream (its
+                // products cannot have gone): look before saying "unknown".
+                Err(_) if !loaded => {
+                    stream = self.store.load(tenant, &id).await?;
+                    loaded = true;
+                    continue;
+                }
+                Err(sku) => return Err(CheckoutError::UnknownSku { sku }),
+            };
+            let command = place_order_command(context, &checkout, &prices)?;
+            let (after, events) = decide(&stream.aggregate, command)
+                .await
+                .map_err(CheckoutError::Rejected)?;
+            let priced: Vec<(&Sku, &CataloguePrice)> =
+                skus.iter().copied().zip(prices.iter()).collect();
+            let append = Append::<Order> {
+                tenant,
+                id: &id,
+                expected: stream.version,
+                events: &events,
+                metadata: &metadata,
+                prices: &priced,
+            };
+            match self.store.append(&append).await? {
+                Appended::Stored => {
+                    self.known.insert(*order_id.as_uuid());
+                    let order = after.details().map(OrderView::from).ok_or_else(|| {
+                        StoreError::Internal("a placed order has no details".into())
+                    })?;
+                    return Ok(PlacedOrder {
+                        order,
+                        outcome: CheckoutOutcome::Created,
+                    });
+                }
+                Appended::Moved(newer) => stream.apply(newer),
+                Appended::Conflict => {
+                    stream = self.store.load(tenant, &id).await?;
+                    loaded = true;
+                }
+                Appended::Refused(Refusal::Repriced(_) | Refusal::UnknownSku(_)) => {
+                    self.prices.forget(tenant, &skus);
+                }
+                Appended::Refused(Refusal::Short {
+                    sku,
+                    requested,
+                    available,
+                }) => {
+                    return Err(CheckoutError::OutOfStock {
+                        sku,
+                        requested,
+                        available,
+                    })
+                }
+            }
+            count_rerun("checkout", Order::TYPE, &id);
         }
-        let currency = lines
-            .first()
-            .map(|l| l.unit_price.currency)
-            .ok_or(CheckoutError::Rejected(OrderError::NoLines))?;
-        let command = OrderCommand::PlaceOrder(PlaceOrder::new(
-            context.tenant.clone(),
-            checkout.idempotency_key,
-            checkout.customer,
-            currency,
-            lines,
-            checkout.note,
-            checkout.at,
-        ));
-        let executed = execute_loaded(
-            "checkout",
-            &self.orders,
-            &id.to_string(),
-            Some(loaded),
-            &command,
-            &context.metadata(),
-            |_| Ok(()),
-        )
-        .await
-        .map_err(checkout_error)?;
-        let order = executed
-            .aggregate
-            .details()
-            .map(OrderView::from)
-            .ok_or_else(|| StoreError::Internal("a placed order has no details".into()))?;
-        Ok(PlacedOrder {
-            order,
-            outcome: if executed.changed {
-                CheckoutOutcome::Created
-            } else {
-                CheckoutOutcome::Replayed
-            },
-        })
+        Err(CheckoutError::Store(StoreError::ContendedStream {
+            stream: format!("{}/{id}", Order::TYPE),
+            attempts: CONFLICT_ATTEMPTS,
+        }))
+    }
+
+    /// The catalogue's names and prices of `skus`, in their order, from the
+    /// cache or (for those it lacks) the database; `Err` names the first
+    /// SKU the catalogue does not have.
+    async fn prices(
+        &self,
+        tenant: &TenantId,
+        skus: &[&Sku],
+    ) -> Result<Result<Vec<CataloguePrice>, Sku>, StoreError> {
+        let mut cached = self.prices.lookup(tenant, skus);
+        let missing: Vec<&Sku> = skus
+            .iter()
+            .zip(&cached)
+            .filter(|(_, price)| price.is_none())
+            .map(|(sku, _)| *sku)
+            .collect();
+        if !missing.is_empty() {
+            let mut found = self.catalogue.prices(tenant, &missing).await?;
+            for (sku, price) in skus.iter().zip(cached.iter_mut()) {
+                if price.is_none() {
+                    *price = found.remove(*sku);
+                }
+            }
+            self.prices.remember(
+                tenant,
+                skus.iter()
+                    .zip(&cached)
+                    .filter_map(|(sku, price)| Some(((*sku).clone(), price.clone()?))),
+            );
+        }
+        Ok(skus
+            .iter()
+            .zip(cached)
+            .map(|(sku, price)| price.ok_or_else(|| (*sku).clone()))
+            .collect())
     }
 
     /// Cancels the order and gives its stock back, once. Customers may cancel
@@ -260,18 +341,18 @@ impl OrderCommands {
         command: OrderCommand,
     ) -> Result<OrderTransition, OrderCommandError> {
         let tenant = &context.tenant;
-        // Another tenant's order is reported exactly like a missing one.
-        let same_tenant = |o: &Order| match o.details() {
-            Some(details) if details.tenant == *tenant => Ok(()),
-            _ => Err(OrderError::OrderNotFound),
-        };
+        let id = order.to_string();
+        // Read by tenant: another tenant's order is an empty stream here,
+        // reported exactly like a missing one.
+        let stream = self.store.load::<Order>(tenant, &id).await?;
         let executed = execute(
+            &self.store,
             command_name,
-            &self.orders,
-            &order.to_string(),
+            tenant,
+            &id,
+            stream,
             &command,
-            &context.metadata(),
-            same_tenant,
+            &context.metadata()?,
         )
         .await
         .map_err(|e| match e {

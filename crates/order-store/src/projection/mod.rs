@@ -5,7 +5,7 @@
 //! [`write_changes`] hands a fold to the database function
 //! `project_read_model` (migration `..._projection_functions.sql`) as five
 //! arrays of rows. The live path folds the events of one command and passes
-//! them to `append_events`, which calls the same function in the transaction
+//! them to `append_to_stream`, which calls the same function in the transaction
 //! that appends them; the rebuild folds thousands of events per batch and
 //! writes them into shadow tables. The SQL names tables without a schema, so
 //! `search_path` decides which tables it writes.

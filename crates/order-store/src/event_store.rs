@@ -1,0 +1,380 @@
+//! The event store's two operations, typed: load a stream, and append to it
+//! with its projections in one round trip.
+//!
+//! Both go through our own SQL rather than postgres-es' repository: a
+//! stream is read by (tenant, kind, id), and an append states what it was
+//! decided on (the stream's last sequence, the prices of its lines) and
+//! gets a typed answer (`append_to_stream`, migration 5), so that no error
+//! travels boxed through cqrs-es and is recovered by downcasting.
+
+use std::time::Duration;
+
+use cqrs_es::{Aggregate, DomainEvent};
+use order_domain::{Sku, TenantId};
+use serde_json::value::RawValue;
+use sqlx::types::Json;
+use sqlx::PgPool;
+
+use crate::catalogue_queries::CataloguePrice;
+use crate::error::{is_transient, is_unavailable, StoreError};
+use crate::projection::rows::ProjectionArrays;
+use crate::projection::{projection_error, ReadModelChanges};
+use crate::shop_event::RecordedEvent;
+use crate::stream_kind::StreamKind;
+
+/// How often a transaction that PostgreSQL aborted as a deadlock or a
+/// serialization failure is run again before the error reaches the caller.
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
+/// A stream as far as the caller knows it: the aggregate folded from its
+/// events, and the sequence of the last one (0: no event).
+#[derive(Debug, Clone)]
+pub(crate) struct Stream<A> {
+    pub aggregate: A,
+    pub version: i64,
+}
+
+impl<A: StreamKind> Stream<A> {
+    /// A stream with no event yet: what a keyed command (a checkout, a stock
+    /// adjustment) assumes before it knows better.
+    pub fn empty() -> Self {
+        Self {
+            aggregate: A::default(),
+            version: 0,
+        }
+    }
+
+    /// Folds events read from the store (in sequence order) into the stream.
+    pub fn apply(&mut self, events: Vec<(i64, A::Event)>) {
+        for (sequence, event) in events {
+            self.aggregate.apply(event);
+            self.version = sequence;
+        }
+    }
+}
+
+/// What the store did with an append.
+#[derive(Debug)]
+pub(crate) enum Appended<A: Aggregate> {
+    /// The events are stored and projected.
+    Stored,
+    /// The stream had these events after the caller's version: nothing was
+    /// stored; fold them and decide again.
+    Moved(Vec<(i64, A::Event)>),
+    /// A concurrent append won on the stream's keys: nothing was stored;
+    /// load the stream and decide again.
+    Conflict,
+    /// The inventory refused the change, on the stream the caller knew.
+    Refused(Refusal),
+}
+
+/// Why the inventory refused an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    UnknownSku(Sku),
+    /// A line was priced at another name or price than the catalogue's now.
+    Repriced(Sku),
+    Short {
+        sku: Sku,
+        requested: i64,
+        available: i64,
+    },
+}
+
+/// One append: the events of one stream, decided on `expected`.
+#[derive(Debug)]
+pub(crate) struct Append<'a, A: Aggregate> {
+    pub tenant: &'a TenantId,
+    pub id: &'a str,
+    /// The stream's last sequence the events were decided on.
+    pub expected: i64,
+    pub events: &'a [A::Event],
+    /// JSON object stored beside every event (tenant, actor, request id).
+    pub metadata: &'a RawValue,
+    /// The catalogue entries order lines were priced with.
+    pub prices: &'a [(&'a Sku, &'a CataloguePrice)],
+}
+
+/// Loads and appends streams.
+#[derive(Debug, Clone)]
+pub(crate) struct EventStore {
+    pool: PgPool,
+}
+
+/// A row of the `new_event` composite type.
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "new_event")]
+struct NewEventSql {
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: Json<Box<RawValue>>,
+    metadata: Json<Box<RawValue>>,
+    tenant_id: String,
+    idempotency_key: Option<String>,
+}
+
+/// A row of the `catalogue_price` composite type.
+#[derive(Debug, Clone, sqlx::Type)]
+#[sqlx(type_name = "catalogue_price")]
+struct CataloguePriceSql {
+    sku: String,
+    name: String,
+    unit_price: i64,
+    currency: String,
+}
+
+/// A row of `append_to_stream`'s answer.
+#[derive(Debug, sqlx::FromRow)]
+struct AppendAnswer {
+    outcome: String,
+    sku: Option<String>,
+    requested: Option<i64>,
+    available: Option<i64>,
+    sequence: Option<i64>,
+    event_type: Option<String>,
+    event_version: Option<String>,
+    payload: Option<String>,
+}
+
+/// A stored event, as a stream load reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct StoredEvent {
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: String,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The stream `id` of kind `A` in `tenant` (empty if it has no event).
+    pub async fn load<A: StreamKind>(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Stream<A>, StoreError> {
+        let rows: Vec<StoredEvent> = sqlx::query_as(include_str!("sql/load_stream.sql"))
+            .bind(tenant.as_str())
+            .bind(A::TYPE)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut stream = Stream::empty();
+        stream.apply(
+            rows.into_iter()
+                .map(|row| {
+                    decode::<A>(
+                        id,
+                        row.sequence,
+                        &row.event_type,
+                        &row.event_version,
+                        &row.payload,
+                    )
+                })
+                .collect::<Result<_, _>>()?,
+        );
+        Ok(stream)
+    }
+
+    /// Appends `append.events` and projects them in one transaction, or
+    /// says why not (see [`Appended`]).
+    pub async fn append<A: StreamKind>(
+        &self,
+        append: &Append<'_, A>,
+    ) -> Result<Appended<A>, StoreError> {
+        let call = AppendCall::new(append)?;
+        let mut attempt = 1;
+        loop {
+            match call.run::<A>(&self.pool, append).await {
+                Err(AppendFailure::Database(err))
+                    if is_transient(&err) && attempt < TRANSIENT_ATTEMPTS =>
+                {
+                    metrics::counter!("orders_transient_retries_total").increment(1);
+                    tracing::debug!(attempt, error = %err, "retrying a deadlocked append");
+                    let pause = rand::random_range(1..=10 * u64::from(attempt));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    attempt += 1;
+                }
+                Err(AppendFailure::Database(err)) => return Err(append_error(err)),
+                Err(AppendFailure::Conflict) => return Ok(Appended::Conflict),
+                Err(AppendFailure::Store(err)) => return Err(err),
+                Ok(appended) => return Ok(appended),
+            }
+        }
+    }
+}
+
+/// The arguments of one `append_to_stream` call, built once for all its
+/// attempts.
+struct AppendCall {
+    events: Vec<NewEventSql>,
+    changes: ReadModelChanges,
+    prices: Vec<CataloguePriceSql>,
+    count: u64,
+}
+
+enum AppendFailure {
+    Conflict,
+    Database(sqlx::Error),
+    Store(StoreError),
+}
+
+impl AppendCall {
+    fn new<A: StreamKind>(append: &Append<'_, A>) -> Result<Self, StoreError> {
+        let mut events = Vec::with_capacity(append.events.len());
+        let mut recorded = Vec::with_capacity(append.events.len());
+        for (offset, event) in (1..).zip(append.events) {
+            let sequence = append.expected + offset;
+            let shop_event = A::to_shop_event(event);
+            let payload = serde_json::value::to_raw_value(event).map_err(|e| {
+                StoreError::Internal(format!("cannot serialize {}: {e}", event.event_type()))
+            })?;
+            events.push(NewEventSql {
+                aggregate_type: A::TYPE.to_owned(),
+                aggregate_id: append.id.to_owned(),
+                sequence,
+                event_type: event.event_type(),
+                event_version: event.event_version(),
+                payload: Json(payload),
+                metadata: Json(append.metadata.to_owned()),
+                tenant_id: append.tenant.to_string(),
+                idempotency_key: shop_event.stream_key().map(|k| k.to_string()),
+            });
+            recorded.push(RecordedEvent {
+                aggregate_id: append.id.to_owned(),
+                sequence,
+                tenant: append.tenant.clone(),
+                event: shop_event,
+            });
+        }
+        let changes = ReadModelChanges::from_events(&recorded)
+            .map_err(|e| StoreError::Internal(format!("cannot project events: {e}")))?;
+        let prices = append
+            .prices
+            .iter()
+            .map(|(sku, price)| CataloguePriceSql {
+                sku: sku.to_string(),
+                name: price.name.to_string(),
+                unit_price: price.unit_price.amount,
+                currency: price.unit_price.currency.to_string(),
+            })
+            .collect();
+        Ok(Self {
+            events,
+            changes,
+            prices,
+            count: recorded.len() as u64,
+        })
+    }
+
+    async fn run<A: StreamKind>(
+        &self,
+        pool: &PgPool,
+        append: &Append<'_, A>,
+    ) -> Result<Appended<A>, AppendFailure> {
+        let arrays = ProjectionArrays::from(&self.changes);
+        let answers: Vec<AppendAnswer> = sqlx::query_as(include_str!("sql/append_to_stream.sql"))
+            .bind(append.tenant.as_str())
+            .bind(A::TYPE)
+            .bind(append.id)
+            .bind(append.expected)
+            .bind(&self.events)
+            .bind(self.changes.stock_guard())
+            .bind(&self.prices)
+            .bind(arrays.products)
+            .bind(arrays.stock)
+            .bind(arrays.orders)
+            .bind(arrays.updates)
+            .bind(arrays.items)
+            .fetch_all(pool)
+            .await
+            .map_err(|err| {
+                if lost_race(&err) {
+                    AppendFailure::Conflict
+                } else {
+                    AppendFailure::Database(err)
+                }
+            })?;
+        let answer = |what: String| AppendFailure::Store(StoreError::Internal(what));
+        let first = answers
+            .first()
+            .ok_or_else(|| answer("append_to_stream answered nothing".into()))?;
+        let sku = || {
+            first
+                .sku
+                .as_deref()
+                .and_then(|s| Sku::try_from(s).ok())
+                .ok_or_else(|| answer(format!("append_to_stream: {} without a SKU", first.outcome)))
+        };
+        Ok(match first.outcome.as_str() {
+            "appended" => {
+                metrics::counter!("orders_events_applied_total").increment(self.count);
+                Appended::Stored
+            }
+            "moved" => Appended::Moved(
+                answers
+                    .into_iter()
+                    .map(|row| {
+                        decode::<A>(
+                            append.id,
+                            row.sequence.unwrap_or_default(),
+                            row.event_type.as_deref().unwrap_or_default(),
+                            row.event_version.as_deref().unwrap_or_default(),
+                            row.payload.as_deref().unwrap_or_default(),
+                        )
+                    })
+                    .collect::<Result<_, _>>()
+                    .map_err(AppendFailure::Store)?,
+            ),
+            "unknown" => Appended::Refused(Refusal::UnknownSku(sku()?)),
+            "repriced" => Appended::Refused(Refusal::Repriced(sku()?)),
+            "short" => Appended::Refused(Refusal::Short {
+                sku: sku()?,
+                requested: first.requested.unwrap_or_default(),
+                available: first.available.unwrap_or_default(),
+            }),
+            other => return Err(answer(format!("append_to_stream answered {other:?}"))),
+        })
+    }
+}
+
+fn decode<A: StreamKind>(
+    id: &str,
+    sequence: i64,
+    event_type: &str,
+    event_version: &str,
+    payload: &str,
+) -> Result<(i64, A::Event), StoreError> {
+    A::decode(event_type, event_version, payload)
+        .map(|event| (sequence, event))
+        .map_err(|e| StoreError::UnreadableEvent {
+            stream: format!("{}/{id}", A::TYPE),
+            sequence,
+            reason: e.to_string(),
+        })
+}
+
+/// Only the two constraints that mean "someone appended to this stream
+/// first" (postgres-es would call every 23505 a conflict).
+fn lost_race(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Database(db)
+            if matches!(db.constraint(), Some("events_pkey" | "events_one_stream_per_key"))
+    )
+}
+
+/// An unreachable database, or a projection failure, named.
+fn append_error(err: sqlx::Error) -> StoreError {
+    if is_unavailable(&err) {
+        StoreError::Unavailable(err)
+    } else {
+        projection_error(err)
+    }
+}
