@@ -76,7 +76,15 @@ pub struct CpuReading {
     pub client: Option<Duration>,
 }
 
-/// CPU used per operation between two readings, in milliseconds.
+/// CPU used by each process over one or more measured spans.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSpent {
+    pub server: Option<Duration>,
+    pub postgres: Option<Duration>,
+    pub client: Option<Duration>,
+}
+
+/// CPU used per operation, in milliseconds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuPerOperation {
     pub server_ms: Option<f64>,
@@ -85,15 +93,36 @@ pub struct CpuPerOperation {
 }
 
 impl CpuReading {
-    pub fn per_operation(&self, after: &CpuReading, operations: u64) -> CpuPerOperation {
-        let per = |before: Option<Duration>, after: Option<Duration>| {
-            let spent = after?.checked_sub(before?)?;
-            (operations > 0).then(|| spent.as_secs_f64() * 1000.0 / operations as f64)
+    /// What each process used between `before` and this reading.
+    pub fn since(&self, before: &CpuReading) -> CpuSpent {
+        let spent = |after: Option<Duration>, before: Option<Duration>| after?.checked_sub(before?);
+        CpuSpent {
+            server: spent(self.server, before.server),
+            postgres: spent(self.postgres, before.postgres),
+            client: spent(self.client, before.client),
+        }
+    }
+}
+
+impl CpuSpent {
+    /// The sum of two measured spans (a figure missing in either is missing).
+    pub fn add(&self, other: &CpuSpent) -> CpuSpent {
+        let sum = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
+        CpuSpent {
+            server: sum(self.server, other.server),
+            postgres: sum(self.postgres, other.postgres),
+            client: sum(self.client, other.client),
+        }
+    }
+
+    pub fn per_operation(&self, operations: u64) -> CpuPerOperation {
+        let per = |spent: Option<Duration>| {
+            (operations > 0).then(|| spent.map(|s| s.as_secs_f64() * 1000.0 / operations as f64))?
         };
         CpuPerOperation {
-            server_ms: per(self.server, after.server),
-            postgres_ms: per(self.postgres, after.postgres),
-            client_ms: per(self.client, after.client),
+            server_ms: per(self.server),
+            postgres_ms: per(self.postgres),
+            client_ms: per(self.client),
         }
     }
 }

@@ -15,7 +15,7 @@ pub enum Outcome {
 }
 
 /// The figures of one scenario at one concurrency.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Figures {
     pub completed: u64,
     pub failed: u64,
@@ -35,8 +35,19 @@ impl Figures {
         }
     }
 
+    /// The figures of two runs of the same scenario, as one.
+    pub fn merge(self, other: Figures) -> Figures {
+        let mut latencies = self.latencies;
+        latencies.extend(other.latencies);
+        Figures::new(
+            latencies,
+            self.failed + other.failed,
+            self.elapsed + other.elapsed,
+        )
+    }
+
     pub fn per_second(&self) -> f64 {
-        self.completed as f64 / self.elapsed.as_secs_f64()
+        self.completed as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 
     /// The `q`-quantile latency (0 < q <= 1), nearest rank.

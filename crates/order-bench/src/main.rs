@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use cpu::{own_cpu, process_cpu, CpuPerOperation, CpuReading, PostgresCpu};
+use cpu::{own_cpu, process_cpu, CpuPerOperation, CpuReading, CpuSpent, PostgresCpu};
 use load::{closed_loop, Figures, Outcome};
 use order_domain::{
     Currency, IdempotencyKey, Money, ProductName, Sku, StockDelta, StockReason, TenantId,
@@ -82,6 +82,10 @@ struct Args {
     pool_size: u32,
     #[arg(long, default_value_t = 1_000)]
     skus: usize,
+    /// Each system's step is run in this many slices, in rotation with the
+    /// others' (1 with --quick).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
     /// Keep TLS to PostgreSQL when the URL does not say otherwise (libpq's
     /// and sqlx's `prefer`). By default the bench connects every system in
     /// the clear (`sslmode=disable`): on loopback TLS only adds the same
@@ -149,11 +153,35 @@ struct Placed {
     id: String,
 }
 
-/// A measured step: latencies and throughput, and CPU per operation.
-#[derive(Debug, Clone)]
+/// A measured step: latencies and throughput, and the CPU each process
+/// spent on it.
+#[derive(Debug, Clone, Default)]
 struct Step {
     figures: Figures,
+    spent: CpuSpent,
     cpu: CpuPerOperation,
+}
+
+impl Step {
+    fn new(figures: Figures, spent: CpuSpent) -> Self {
+        let cpu = spent.per_operation(figures.completed + figures.failed);
+        Self {
+            figures,
+            spent,
+            cpu,
+        }
+    }
+
+    /// Two rounds of the same step, as one.
+    fn merge(self, other: Step) -> Step {
+        if self.figures.completed + self.figures.failed == 0 {
+            return other;
+        }
+        Step::new(
+            self.figures.merge(other.figures),
+            self.spent.add(&other.spent),
+        )
+    }
 }
 
 /// What the load generator needs to reach one HTTP system.
@@ -231,29 +259,45 @@ async fn run(
     let (on_service, on_crud) = (target(&service), target(&crud));
     let placed: Arc<Mutex<Vec<Placed>>> = Arc::default();
 
+    // Each system's step is cut into `rounds` slices, run in rotation
+    // (service, CRUD, SQL; then CRUD, SQL, service; ...), so that a noisy
+    // moment of the shared machine falls on all three alike.
+    let rounds = if args.quick { 1 } else { args.rounds.max(1) };
+    let slice = Duration::from_secs((step.as_secs() / u64::from(rounds)).max(1));
     let mut rows = Vec::new();
     for &concurrency in &args.concurrency {
-        let ours = measure(&pool, &service, postgres, || {
-            new_orders(&on_service, Some(&placed), concurrency, step)
-        })
-        .await;
-        let theirs = measure(&pool, &crud, postgres, || {
-            new_orders(&on_crud, None, concurrency, step)
-        })
-        .await;
-        let floor = match &pgbench {
-            Some(path) => {
-                checkpoint(&pool).await;
-                // pgbench's clients are connections; the services multiplex
-                // their clients onto `pool_size` connections.
-                let clients = concurrency.min(pool_size as usize);
-                let (figures, before, after) =
-                    pgbench::run(path, &url, args.skus, clients, step, postgres).await?;
-                let cpu = before.per_operation(&after, figures.completed);
-                Some(Step { figures, cpu })
+        let (mut ours, mut theirs, mut floor) = (Step::default(), Step::default(), None::<Step>);
+        for round in 0..rounds {
+            for turn in 0..3 {
+                match (round + turn) % 3 {
+                    0 => {
+                        let measured = measure(&pool, &service, postgres, || {
+                            new_orders(&on_service, Some(&placed), concurrency, slice)
+                        })
+                        .await;
+                        ours = ours.merge(measured);
+                    }
+                    1 => {
+                        let measured = measure(&pool, &crud, postgres, || {
+                            new_orders(&on_crud, None, concurrency, slice)
+                        })
+                        .await;
+                        theirs = theirs.merge(measured);
+                    }
+                    _ => {
+                        let Some(path) = &pgbench else { continue };
+                        checkpoint(&pool).await;
+                        // pgbench's clients are connections; the services
+                        // multiplex their clients onto `pool_size` of them.
+                        let clients = concurrency.min(pool_size as usize);
+                        let (figures, before, after) =
+                            pgbench::run(path, &url, args.skus, clients, slice, postgres).await?;
+                        let measured = Step::new(figures, after.since(&before));
+                        floor = Some(floor.unwrap_or_default().merge(measured));
+                    }
+                }
             }
-            None => None,
-        };
+        }
         rows.push((concurrency, ours, theirs, floor));
     }
     let replay_pool: Arc<Vec<Placed>> =
@@ -313,8 +357,7 @@ where
     let before = read();
     let figures = work().await;
     let after = read();
-    let cpu = before.per_operation(&after, figures.completed + figures.failed);
-    Step { figures, cpu }
+    Step::new(figures, after.since(&before))
 }
 
 type Row = (usize, Step, Step, Option<Step>);
@@ -334,8 +377,9 @@ fn report(
     let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
     println!();
     println!(
-        "New orders, closed loop, {} s per step (CPU: milliseconds per order of each process):",
-        step.as_secs()
+        "New orders, closed loop, {} s per step in {} slices run in rotation (CPU: milliseconds per order of each process):",
+        step.as_secs(),
+        if args.quick { 1 } else { args.rounds.max(1) }
     );
     println!();
     println!("| concurrency | system | orders/s | p50 ms | p95 ms | p99 ms | failed | CPU server | CPU PostgreSQL | CPU load generator |");

@@ -60,7 +60,8 @@ pub async fn run(
     let seconds = duration.as_secs().max(1);
     let before = CpuReading {
         postgres: postgres.and_then(|p| p.total()),
-        ..CpuReading::default()
+        client: Some(Duration::ZERO),
+        server: None,
     };
     let child = Command::new(pgbench)
         .current_dir(&dir)
