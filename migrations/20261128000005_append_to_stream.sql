@@ -33,6 +33,19 @@
 
 CREATE TYPE catalogue_price AS (sku text, name text, unit_price bigint, currency text);
 
+-- The events of a stream after `after`, in order: what a caller that knew
+-- the stream up to `after` has not seen. (SQL, so the planner inlines it.)
+CREATE FUNCTION stream_events_after(
+    p_tenant text, p_aggregate_type text, p_aggregate_id text, after bigint)
+RETURNS TABLE (sequence bigint, event_type text, event_version text, payload text)
+LANGUAGE sql STABLE AS $$
+    SELECT e.sequence, e.event_type, e.event_version, e.payload::text
+    FROM events AS e
+    WHERE e.aggregate_type = p_aggregate_type AND e.aggregate_id = p_aggregate_id
+      AND e.sequence > after AND e.tenant_id = p_tenant
+    ORDER BY e.sequence
+$$;
+
 CREATE FUNCTION append_to_stream(
     p_tenant text,
     p_aggregate_type text,
@@ -53,12 +66,9 @@ DECLARE
     refused record;
 BEGIN
     RETURN QUERY
-    SELECT 'moved', NULL::text, NULL::bigint, NULL::bigint,
-           e.sequence, e.event_type, e.event_version, e.payload::text
-    FROM events AS e
-    WHERE e.aggregate_type = p_aggregate_type AND e.aggregate_id = p_aggregate_id
-      AND e.sequence > p_expected AND e.tenant_id = p_tenant
-    ORDER BY e.sequence;
+    SELECT 'moved', NULL::text, NULL::bigint, NULL::bigint, n.sequence, n.event_type,
+           n.event_version, n.payload
+    FROM stream_events_after(p_tenant, p_aggregate_type, p_aggregate_id, p_expected) AS n;
     IF FOUND THEN
         RETURN;
     END IF;
@@ -72,12 +82,9 @@ BEGIN
         FOR UPDATE OF i;
 
         RETURN QUERY
-        SELECT 'moved', NULL::text, NULL::bigint, NULL::bigint,
-               e.sequence, e.event_type, e.event_version, e.payload::text
-        FROM events AS e
-        WHERE e.aggregate_type = p_aggregate_type AND e.aggregate_id = p_aggregate_id
-          AND e.sequence > p_expected AND e.tenant_id = p_tenant
-        ORDER BY e.sequence;
+        SELECT 'moved', NULL::text, NULL::bigint, NULL::bigint, n.sequence, n.event_type,
+               n.event_version, n.payload
+        FROM stream_events_after(p_tenant, p_aggregate_type, p_aggregate_id, p_expected) AS n;
         IF FOUND THEN
             RETURN;
         END IF;

@@ -437,6 +437,30 @@ async fn sixty_four_concurrent_identical_checkouts_make_one_201_and_63_replays()
     );
 }
 
+/// Exactly one 201; every other answer a 200 marked `Idempotent-Replayed`.
+async fn assert_one_created_and_the_rest_replayed(
+    answers: Vec<Result<reqwest::Response, tokio::task::JoinError>>,
+    round: usize,
+) {
+    let mut created = 0;
+    for answer in answers {
+        let response = answer.unwrap();
+        let (status, replayed) = (
+            response.status(),
+            response.headers().get("idempotent-replayed").is_some(),
+        );
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::OK => assert!(replayed),
+            other => panic!(
+                "round {round}: a duplicate answered {other}: {}",
+                response.text().await.unwrap()
+            ),
+        }
+    }
+    assert_eq!(created, 1, "round {round}");
+}
+
 /// Issue 10, over HTTP: 32 duplicates of a checkout that takes the last two
 /// units, 20 times: one 201 and 31 replays each time, never a 409.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -450,24 +474,10 @@ async fn duplicates_of_a_checkout_taking_the_last_units_are_replays_never_409() 
         let body = json!({"lines": [{"sku": sku, "quantity": 2}]});
         let answers = join_all((0..32).map(|_| {
             let (app, token, key, body) = (app.clone(), token.clone(), key.clone(), body.clone());
-            tokio::spawn(async move {
-                let response = app.checkout(&token, &key, body).await;
-                let status = response.status();
-                let replayed = response.headers().get("idempotent-replayed").is_some();
-                (status, replayed, response.text().await.unwrap())
-            })
+            tokio::spawn(async move { app.checkout(&token, &key, body).await })
         }))
         .await;
-        let mut created = 0;
-        for answer in answers {
-            let (status, replayed, text) = answer.unwrap();
-            match status {
-                StatusCode::CREATED => created += 1,
-                StatusCode::OK => assert!(replayed),
-                other => panic!("round {round}: a duplicate answered {other}: {text}"),
-            }
-        }
-        assert_eq!(created, 1, "round {round}");
+        assert_one_created_and_the_rest_replayed(answers, round).await;
         assert_eq!(app.on_hand("acme", &sku).await, 0);
     }
     assert_eq!(app.db.count("SELECT count(*) FROM store_orders").await, 20);
@@ -486,29 +496,16 @@ async fn duplicates_of_an_adjustment_to_zero_are_replays_never_409() {
         let answers = join_all((0..16).map(|_| {
             let (app, staff, key, sku) = (app.clone(), staff.clone(), key.clone(), sku.clone());
             tokio::spawn(async move {
-                let response = app
-                    .request(Method::POST, &format!("/v1/products/{sku}/stock"), &staff)
+                app.request(Method::POST, &format!("/v1/products/{sku}/stock"), &staff)
                     .header("idempotency-key", key)
                     .json(&json!({"delta": -3, "reason": "count"}))
                     .send()
                     .await
-                    .unwrap();
-                let status = response.status();
-                let replayed = response.headers().get("idempotent-replayed").is_some();
-                (status, replayed, response.text().await.unwrap())
+                    .unwrap()
             })
         }))
         .await;
-        let mut created = 0;
-        for answer in answers {
-            let (status, replayed, text) = answer.unwrap();
-            match status {
-                StatusCode::CREATED => created += 1,
-                StatusCode::OK => assert!(replayed),
-                other => panic!("round {round}: a duplicate answered {other}: {text}"),
-            }
-        }
-        assert_eq!(created, 1, "round {round}");
+        assert_one_created_and_the_rest_replayed(answers, round).await;
         assert_eq!(app.on_hand("acme", &sku).await, 0);
     }
 }

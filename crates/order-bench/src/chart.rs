@@ -38,6 +38,7 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
         &left,
         "checkouts per second (higher is better)",
         "orders/s",
+        SeriesLabelPosition::LowerRight,
         max_c,
         series,
         |p| p.1,
@@ -46,6 +47,7 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> anyhow::Result<()> {
         &right,
         "p99 latency (lower is better)",
         "p99 ms",
+        SeriesLabelPosition::UpperLeft,
         max_c,
         series,
         |p| p.2,
@@ -58,6 +60,7 @@ fn panel(
     area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
     caption: &str,
     unit: &str,
+    legend: SeriesLabelPosition,
     max_c: f64,
     series: &[Series],
     value: impl Fn(&(usize, f64, f64)) -> f64,
@@ -102,7 +105,7 @@ fn panel(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()

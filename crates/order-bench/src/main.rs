@@ -494,7 +494,7 @@ fn report(
     chart::draw(
         &args.chart,
         &format!(
-            "New checkouts, {} s per step, pool {} (2 cores, one PostgreSQL)",
+            "New checkouts: {} s per system and concurrency, pool {}, one machine",
             step.as_secs(),
             args.pool_size
         ),

@@ -1,6 +1,2 @@
-SELECT sequence, event_type, event_version, payload::text AS payload
-FROM events
-WHERE tenant_id = $1
-  AND aggregate_type = $2
-  AND aggregate_id = $3
-ORDER BY sequence
+SELECT sequence, event_type, event_version, payload
+FROM stream_events_after($1, $2, $3, 0)
