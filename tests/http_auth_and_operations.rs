@@ -361,7 +361,7 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
         "CheckoutRequest",
         "Product",
         "OrderList",
-        "ProblemDetails",
+        "Problem",
         "ProblemExtensions",
     ] {
         assert!(

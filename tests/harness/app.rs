@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Duration as Ttl;
 use order_domain::TenantId;
-use order_service::{app, serve, AppState, JwtKeys, Role};
+use order_service::{app, serve, AppState, JwtKeys, Role, ServeOptions};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
@@ -24,6 +24,8 @@ pub struct AppOptions {
     pub request_timeout: Duration,
     /// Reach PostgreSQL through this address (e.g. a fault-injecting proxy).
     pub connect_via: Option<SocketAddr>,
+    /// Connection bounds of the HTTP server.
+    pub serve: ServeOptions,
 }
 
 impl Default for AppOptions {
@@ -33,6 +35,7 @@ impl Default for AppOptions {
             acquire_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             connect_via: None,
+            serve: ServeOptions::default(),
         }
     }
 }
@@ -60,7 +63,7 @@ impl Drop for TestApp {
 pub async fn router(db: &TestDatabase) -> axum::Router {
     let pool = PgPoolOptions::new()
         .max_connections(4)
-        .connect_with(db.options())
+        .connect_with(db.service_options().await)
         .await
         .unwrap();
     let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
@@ -88,7 +91,7 @@ impl TestApp {
     pub async fn spawn_with(options: AppOptions) -> Self {
         order_client::install_tls_provider();
         let db = TestDatabase::new().await;
-        let mut connect = db.options();
+        let mut connect = db.service_options().await;
         if let Some(via) = options.connect_via {
             // In the clear: a fault-injecting proxy reads the protocol.
             connect = connect
@@ -109,7 +112,7 @@ impl TestApp {
         let (tx, rx) = oneshot::channel::<()>();
         let router = app(state, options.request_timeout);
         let server = tokio::spawn(async move {
-            let _ = serve(listener, router, async {
+            let _ = serve(listener, router, options.serve, async {
                 let _ = rx.await;
             })
             .await;

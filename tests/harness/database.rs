@@ -69,6 +69,16 @@ impl TestDatabase {
         self.admin.clone().database(&self.name)
     }
 
+    /// Connection options for this database as the service connects in
+    /// production: a login role that is only a member of `store_orders_app`
+    /// (migration 6), with no right to change the schema or the history.
+    pub async fn service_options(&self) -> PgConnectOptions {
+        ensure_service_role(&self.admin).await;
+        self.options()
+            .username(SERVICE_ROLE)
+            .password(SERVICE_PASSWORD)
+    }
+
     /// A URL for this database, for processes started by a test.
     pub fn url(&self) -> String {
         order_store::with_database(&admin_url(), &self.name)
@@ -104,4 +114,31 @@ impl Drop for TestDatabase {
         });
         let _ = dropper.join();
     }
+}
+
+/// The login role tests serve as (cluster-wide, like every role).
+pub const SERVICE_ROLE: &str = "store_orders_test_service";
+const SERVICE_PASSWORD: &str = "store-orders-test-service";
+
+/// Creates [`SERVICE_ROLE`] once per test process (and copes with another
+/// process creating it at the same moment).
+async fn ensure_service_role(admin: &PgConnectOptions) {
+    static CREATED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    CREATED
+        .get_or_init(|| async {
+            let mut conn = PgConnection::connect_with(admin)
+                .await
+                .expect("connect as the test administrator");
+            sqlx::raw_sql(&format!(
+                "DO $$ BEGIN \
+                   CREATE ROLE {SERVICE_ROLE} LOGIN PASSWORD '{SERVICE_PASSWORD}'; \
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
+                 GRANT store_orders_app TO {SERVICE_ROLE};"
+            ))
+            .execute(&mut conn)
+            .await
+            .expect("create the service's test role (migration 6 creates store_orders_app)");
+            conn.close().await.ok();
+        })
+        .await;
 }

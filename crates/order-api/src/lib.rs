@@ -17,8 +17,21 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 mod problem;
+mod whole_number;
 
-pub use problem::{Problem, ProblemExtensions, ProblemKind, PROBLEM_CONTENT_TYPE};
+pub use problem::{Problem, ProblemDocument, ProblemExtensions, ProblemKind, PROBLEM_CONTENT_TYPE};
+
+/// What a SKU may be: 1 to 64 of `[A-Za-z0-9._-]`.
+pub const SKU_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+/// What an Idempotency-Key may be: 1 to 255 visible ASCII characters.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[\\x21-\\x7E]{1,255}$";
+/// Text of a note: no control characters but line breaks and tabs.
+pub const NOTE_PATTERN: &str = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$";
+/// A product name: not blank, no control characters.
+pub const NAME_PATTERN: &str =
+    "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$";
+/// Most minor units a unit price may be (10^12).
+pub const MAX_UNIT_PRICE: i64 = 1_000_000_000_000;
 
 /// The client's name for one checkout attempt (or stock movement), reused on
 /// every retry of it.
@@ -32,18 +45,30 @@ pub const REQUEST_ID: &str = "x-request-id";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CheckoutRequest {
     /// 1 to 100 lines, each SKU at most once.
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<CheckoutLine>,
-    /// Optional, at most 1000 characters.
+    /// Optional, at most 1000 characters; no control characters but line
+    /// breaks and tabs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CheckoutLine {
     /// 1 to 64 of `[A-Za-z0-9._-]`.
-    #[schema(example = "DOG-FOOD-3KG")]
+    #[schema(
+        example = "DOG-FOOD-3KG",
+        pattern = "^[A-Za-z0-9._-]{1,64}$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub sku: String,
-    /// 1 to 10000.
+    /// 1 to 10000 (a whole number: `2.0` is 2).
+    #[serde(deserialize_with = "whole_number::deserialize")]
     #[schema(minimum = 1, maximum = 10000, example = 2)]
     pub quantity: i64,
 }
@@ -100,10 +125,20 @@ pub struct OrderList {
 /// `PUT /v1/products/{sku}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProductDefinition {
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        example = "Dog food, 3 kg",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub name: String,
-    /// Minor units, at least 0.
+    /// Minor units, 0 to 10^12 (a whole number: `2.0` is 2).
+    #[serde(deserialize_with = "whole_number::deserialize")]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64, example = 125000)]
     pub unit_price: i64,
-    /// ISO 4217.
+    /// An ISO 4217 code.
+    #[schema(example = "PYG")]
     pub currency: String,
 }
 
@@ -120,7 +155,10 @@ pub enum StockReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StockAdjustmentRequest {
     /// Units to add (positive) or remove (negative), not zero, at most
-    /// 1,000,000 either way.
+    /// 1,000,000 either way; positive when the reason is `received` (a
+    /// whole number: `2.0` is 2).
+    #[serde(deserialize_with = "whole_number::deserialize")]
+    #[schema(minimum = -1_000_000, maximum = 1_000_000, example = 50)]
     pub delta: i64,
     pub reason: StockReason,
 }

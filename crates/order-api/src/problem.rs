@@ -28,6 +28,29 @@ pub struct ProblemExtensions {
     pub current_status: Option<String>,
 }
 
+// The problem document as the OpenAPI document describes it (component
+// `Problem`): what `Problem` serializes to. A test below keeps the two from
+// drifting apart.
+/// An RFC 9457 problem document (`application/problem+json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemDocument {
+    /// The kind of problem: a URI reference relative to the service,
+    /// `/problems/<slug>`.
+    #[serde(rename = "type")]
+    #[schema(format = "uri-reference", example = "/problems/out-of-stock")]
+    pub kind: String,
+    /// A short, human-readable summary of the kind.
+    pub title: String,
+    /// The HTTP status of this answer.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong this time, phrased so the caller can act on it.
+    pub detail: String,
+    #[serde(flatten)]
+    pub extensions: ProblemExtensions,
+}
+
 /// Every kind of problem the service answers with. Its `type` URI is
 /// `/problems/<slug>`, relative to the service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -182,6 +205,23 @@ mod tests {
             assert_eq!(ProblemKind::of(&kind.problem("x")), Some(kind));
             assert!(kind.status().is_client_error() || kind.status().is_server_error());
         }
+    }
+
+    #[test]
+    fn the_documented_problem_reads_every_problem_the_service_sends() {
+        let mut problem = ProblemKind::OutOfStock.problem("only 1 left");
+        problem.extensions = ProblemExtensions {
+            request_id: Some("r".into()),
+            field: Some("lines[0].quantity".into()),
+            sku: Some("A".into()),
+            requested: Some(2),
+            available: Some(1),
+            current_status: Some("paid".into()),
+        };
+        let sent = serde_json::to_value(&problem).unwrap_or_default();
+        let documented: ProblemDocument = serde_json::from_value(sent.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&documented).unwrap_or_default(), sent);
+        assert_eq!(documented.kind, "/problems/out-of-stock");
     }
 
     #[test]

@@ -78,6 +78,7 @@ pub async fn main() -> anyhow::Result<()> {
     order_service::serve(
         listener,
         order_service::with_middleware(routes, Duration::from_secs(10)),
+        order_service::ServeOptions::default(),
         std::future::pending(),
     )
     .await?;

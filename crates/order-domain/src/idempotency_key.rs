@@ -15,6 +15,8 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     pub const MAX_LEN: usize = 255;
 
+    // AUDIT-106: Idempotency key. The one check of a key's form; the HTTP
+    // header, the client and every stored event go through it.
     fn parse(value: String) -> Result<Self, InvalidValue> {
         let len = value.len();
         if len == 0 {

@@ -22,6 +22,14 @@ impl Currency {
     }
 }
 
+impl Currency {
+    /// Every ISO 4217 code a currency may be given as.
+    pub fn codes() -> impl Iterator<Item = &'static str> {
+        use iso_currency::IntoEnumIterator;
+        iso_currency::Currency::iter().map(|c| c.code())
+    }
+}
+
 impl TryFrom<&str> for Currency {
     type Error = InvalidValue;
 

@@ -11,6 +11,7 @@ use order_domain::{CustomerId, TenantId};
 use order_store::{Actor, CommandContext, OrderVisibility};
 use serde::{Deserialize, Serialize};
 
+use crate::cursor::CursorSeal;
 use crate::problem::ApiError;
 
 /// Longest Authorization header looked at; a bigger one is refused unread.
@@ -46,6 +47,7 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    cursors: CursorSeal,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -75,7 +77,13 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            cursors: CursorSeal::new(secret),
         })
+    }
+
+    /// The seal of page cursors, keyed by the same secret.
+    pub fn cursors(&self) -> &CursorSeal {
+        &self.cursors
     }
 
     /// Mints a token (for the `token` subcommand, the demo and tests).
@@ -195,6 +203,15 @@ where
         let tenant = TenantId::try_from(claims.tenant.as_str()).map_err(|_| {
             ApiError::unauthenticated("the token's tenant is not a valid tenant slug")
         })?;
+        // Every role's `sub` ends up in event metadata (the actor): it is
+        // held to the customer id's rules (1 to 255 bytes, no control
+        // characters, which PostgreSQL text cannot always hold).
+        if let Err(e) = CustomerId::try_from(claims.sub.as_str()) {
+            return Err(ApiError::unauthenticated(format!(
+                "the token's sub is not usable: {}",
+                e.reason
+            )));
+        }
         tracing::Span::current().record("tenant", tenant.as_str());
         Ok(Self {
             tenant,

@@ -60,16 +60,28 @@ struct ServeArgs {
     #[arg(long, env = "ORDERS_DB_POOL_SIZE", default_value_t = 16)]
     db_pool_size: u32,
     /// How long a request waits for a database connection before a 503.
-    #[arg(long, env = "ORDERS_DB_ACQUIRE_TIMEOUT", default_value = "1s", value_parser = parse_duration_ms)]
+    #[arg(long, env = "ORDERS_DB_ACQUIRE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     db_acquire_timeout: Duration,
     /// Longest a request may take (503 with Retry-After beyond).
-    #[arg(long, env = "ORDERS_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration_ms)]
+    #[arg(long, env = "ORDERS_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     request_timeout: Duration,
-    #[arg(long, env = "ORDERS_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration_ms)]
+    #[arg(long, env = "ORDERS_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     shutdown_grace: Duration,
-    /// Do not apply migrations at start.
-    #[arg(long, env = "ORDERS_SKIP_MIGRATIONS")]
+    /// Longest wait for a request's head: bounds slow clients and idle
+    /// kept-alive connections alike.
+    #[arg(long, env = "ORDERS_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Most HTTP connections open at once (keep it below `ulimit -n`).
+    #[arg(long, env = "ORDERS_MAX_CONNECTIONS", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Do not apply migrations at start (env: 1, true, yes or on).
+    #[arg(long, env = "ORDERS_SKIP_MIGRATIONS", value_parser = clap::builder::FalseyValueParser::new())]
     skip_migrations: bool,
+    /// Apply the migrations at start over this URL (the schema owner's),
+    /// and serve over DATABASE_URL (a role with only the service's rights;
+    /// README, "Database roles"). Unset: migrate over DATABASE_URL.
+    #[arg(long, env = "ORDERS_MIGRATION_DATABASE_URL", hide_env_values = true)]
+    migration_database_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -101,17 +113,6 @@ enum RoleArg {
     Staff,
 }
 
-/// Durations for timeouts also take milliseconds: `250ms`.
-fn parse_duration_ms(text: &str) -> Result<Duration, String> {
-    match text.strip_suffix("ms") {
-        Some(ms) => ms
-            .parse()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{text:?} is not a duration such as 250ms, 10s or 1m")),
-        None => parse_duration(text),
-    }
-}
-
 /// The whole command line: parses the process's arguments and runs the
 /// subcommand.
 pub async fn main() -> anyhow::Result<()> {
@@ -136,7 +137,12 @@ where
                 request_timeout: args.request_timeout,
                 shutdown_grace: args.shutdown_grace,
                 migrate_on_start: !args.skip_migrations,
+                migration_url: args.migration_database_url.clone(),
                 log_format: cli.log_format,
+                connections: crate::ServeOptions {
+                    header_timeout: args.header_timeout,
+                    max_connections: args.max_connections as usize,
+                },
             };
             run(config).await
         }
@@ -231,9 +237,16 @@ async fn migrate(url: &str) -> anyhow::Result<()> {
 
 async fn run(config: ServeConfig) -> anyhow::Result<()> {
     if config.migrate_on_start {
-        migrate(&config.database.url).await?;
+        migrate(
+            config
+                .migration_url
+                .as_deref()
+                .unwrap_or(&config.database.url),
+        )
+        .await?;
     }
     let pool = config.database.pool().context("DATABASE_URL")?;
+    warn_if_privileged(&pool).await;
     let state = AppState::new(pool.clone(), config.keys.clone());
     let listener = TcpListener::bind(config.bind)
         .await
@@ -243,6 +256,7 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
     let served = serve(
         listener,
         app(state, config.request_timeout),
+        config.connections,
         shutdown_signal(),
     );
     // After the signal, in-flight requests get `grace` to finish.
@@ -265,6 +279,26 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says so when the service runs with rights it should not have: as a
+/// superuser, or as a member of the role that owns `events` (which could
+/// disable the append-only trigger or truncate the history).
+async fn warn_if_privileged(pool: &sqlx::PgPool) {
+    let privileged: Result<bool, sqlx::Error> = sqlx::query_scalar(
+        "SELECT r.rolsuper OR pg_has_role(current_user, c.relowner, 'MEMBER') \
+         FROM pg_roles AS r, pg_class AS c \
+         WHERE r.rolname = current_user AND c.oid = to_regclass('events')",
+    )
+    .fetch_one(pool)
+    .await;
+    if let Ok(true) = privileged {
+        tracing::warn!(
+            "serving as a superuser or as the owner of the event store: it could disable \
+             the append-only trigger; serve as a member of store_orders_app instead \
+             (README, \"Database roles\")"
+        );
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

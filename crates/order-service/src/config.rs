@@ -26,9 +26,15 @@ pub struct DatabaseConfig {
 impl DatabaseConfig {
     pub fn connect_options(&self) -> Result<PgConnectOptions, sqlx::Error> {
         let millis = self.statement_timeout.as_millis().to_string();
+        // A statement, or a transaction left open by a stuck client, can
+        // hold the commit-order horizon (the rebuild and the relay wait for
+        // it) for at most the request timeout.
         Ok(PgConnectOptions::from_str(&self.url)?
             .application_name("order-service")
-            .options([("statement_timeout", millis.as_str())])
+            .options([
+                ("statement_timeout", millis.as_str()),
+                ("idle_in_transaction_session_timeout", millis.as_str()),
+            ])
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1))
             .log_statements(tracing::log::LevelFilter::Trace))
     }
@@ -58,7 +64,11 @@ pub struct ServeConfig {
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     pub migrate_on_start: bool,
+    /// Where migrations run at start, when not over `database.url`.
+    pub migration_url: Option<String>,
     pub log_format: LogFormat,
+    /// Bounds on slow, idle and too many connections.
+    pub connections: crate::ServeOptions,
 }
 
 impl ServeConfig {
@@ -67,24 +77,18 @@ impl ServeConfig {
     }
 }
 
-/// Parses durations like `90s`, `15m`, `24h`, `7d` (or bare seconds).
+/// Parses durations the humantime way (`250ms`, `90s`, `15m`, `24h`, `7d`,
+/// `1h 30m`); a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |at| (&text[..at], &text[at..]));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 90s, 15m, 24h or 7d"))?;
-    let seconds = match unit {
-        "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3_600),
-        "d" => n.checked_mul(86_400),
-        _ => None,
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{text:?} is too large a number of seconds"));
     }
-    .ok_or_else(|| format!("{text:?} is not a duration such as 90s, 15m, 24h or 7d"))?;
-    Ok(Duration::from_secs(seconds))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 250ms, 90s, 15m, 24h or 7d ({e})"))
 }
 
 #[cfg(test)]
@@ -97,7 +101,10 @@ mod tests {
         assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        for bad in ["", "h", "5y", "-1s", "1.5h"] {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5_400)));
+        for bad in ["", "h", "5 parsecs", "-1s", "99999999999999999999"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

@@ -100,15 +100,20 @@ fn json_error(path: &str, error: &serde_json::Error) -> ApiError {
     }
 }
 
-/// The `Idempotency-Key` header, required: 1 to 255 visible ASCII characters.
-/// The RFC 8941 sf-string form the IETF draft uses (`"abc"`, quotes
-/// included) is accepted and means the same key as `abc`.
+/// The `Idempotency-Key` header, required: 1 to 255 visible ASCII characters
+/// (0x21-0x7E), as the contract says. The IETF draft's form, an RFC 8941
+/// sf-string (`"abc"`, quotes included), names the same key as `abc`; any
+/// other visible-ASCII value is the key as it stands (so `"abc` is a key
+/// of four characters, not an error).
 #[derive(Debug, Clone)]
 pub struct IdempotencyKeyHeader(pub IdempotencyKey);
 
 impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
     type Rejection = ApiError;
 
+    // AUDIT-106: Idempotency key. Every checkout and stock movement goes
+    // through here: exactly one header, parsed into the domain's
+    // IdempotencyKey (which, with the tenant, is the stream's identity).
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let mut values = parts.headers.get_all(order_api::IDEMPOTENCY_KEY).iter();
         let Some(value) = values.next() else {
@@ -126,42 +131,26 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
         let invalid = |why: String| ApiError::new(ProblemKind::IdempotencyKeyInvalid, why);
         let text = std::str::from_utf8(value.as_bytes())
             .map_err(|_| invalid("the Idempotency-Key must be visible ASCII (0x21-0x7E)".into()))?;
-        let text = unquote_sf_string(text).ok_or_else(|| {
-            invalid("a quoted Idempotency-Key must be a valid RFC 8941 string".into())
-        })?;
-        IdempotencyKey::try_from(text)
+        key_from_header(text)
             .map(Self)
             .map_err(|e| invalid(format!("the Idempotency-Key {}", e.reason)))
     }
 }
 
-/// `"abc"` -> `abc` (with `\"` and `\\` unescaped); anything unquoted as is.
-/// None for a malformed quoted string.
-fn unquote_sf_string(text: &str) -> Option<String> {
-    let Some(inner) = text
-        .strip_prefix('"')
-        .and_then(|rest| rest.strip_suffix('"'))
-        .filter(|_| text.len() >= 2)
-    else {
-        return if text.starts_with('"') {
-            None
-        } else {
-            Some(text.to_owned())
-        };
-    };
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next() {
-                Some(escaped @ ('"' | '\\')) => out.push(escaped),
-                _ => return None,
-            },
-            '"' => return None,
-            c => out.push(c),
+/// AUDIT-106: Idempotency key. The key a header value names: the content of
+/// an RFC 8941 string item without parameters (parsed by `sfv`) when that is
+/// a valid key, else the value itself.
+fn key_from_header(text: &str) -> Result<IdempotencyKey, order_domain::InvalidValue> {
+    if let Ok(item) = sfv::Parser::new(text).parse_item() {
+        if let sfv::BareItem::String(inner) = &item.bare_item {
+            if item.params.is_empty() {
+                if let Ok(key) = IdempotencyKey::try_from(inner.as_str()) {
+                    return Ok(key);
+                }
+            }
         }
     }
-    Some(out)
+    IdempotencyKey::try_from(text)
 }
 
 /// An order id in the path. Something that is not a UUID cannot name an
@@ -310,16 +299,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn it_unquotes_rfc_8941_strings_and_keeps_bare_keys() {
-        assert_eq!(unquote_sf_string("abc").as_deref(), Some("abc"));
-        assert_eq!(unquote_sf_string("\"abc\"").as_deref(), Some("abc"));
-        assert_eq!(
-            unquote_sf_string(r#""a\"b\\c""#).as_deref(),
-            Some(r#"a"b\c"#)
-        );
-        assert_eq!(unquote_sf_string("\"\"").as_deref(), Some(""));
-        for bad in ["\"", "\"abc", r#""a\x""#, r#""a"b""#] {
-            assert_eq!(unquote_sf_string(bad), None, "{bad:?}");
+    fn it_reads_rfc_8941_strings_and_takes_anything_else_as_it_stands() {
+        let key = |text: &str| key_from_header(text).map(|k| k.as_str().to_owned());
+        assert_eq!(key("abc").as_deref(), Ok("abc"));
+        assert_eq!(key("\"abc\"").as_deref(), Ok("abc"));
+        assert_eq!(key(r#""a\"b\\c""#).as_deref(), Ok(r#"a"b\c"#));
+        // Not a string item, or not a valid key inside: the value itself.
+        for raw in ["\"", "\"abc", r#""a\x""#, "\"\"", "\"abc\";p=1", "abc\""] {
+            assert_eq!(key(raw).as_deref(), Ok(raw), "{raw:?}");
+        }
+        for bad in ["", "a b", "\"a b\"", "\u{e9}"] {
+            assert!(key(bad).is_err(), "{bad:?}");
         }
     }
 

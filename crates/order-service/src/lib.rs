@@ -2,8 +2,9 @@
 //! over `order-store`'s commands and queries.
 //!
 //! [`app`] builds the router from an [`AppState`] (tests call it with
-//! `oneshot`, no socket); [`serve`] runs it on a listener until the shutdown
-//! future resolves, then drains in-flight requests.
+//! `oneshot`, no socket); [`serve`] runs it on a listener, with bounds on
+//! slow and idle connections, until the shutdown future resolves, then
+//! drains in-flight requests.
 //!
 //! # Layout
 //! - `routes/`: one module per resource (checkout, orders, products,
@@ -11,6 +12,9 @@
 //! - `auth.rs`: HS256 JWTs; the tenant and role come from the token only.
 //! - `extract.rs`: extractors whose failures name the offending field.
 //! - `problem.rs`: every error answer is an RFC 9457 problem.
+//! - `server.rs`: accepting connections: header and idle timeouts, a
+//!   connection limit, graceful drain.
+//! - `cursor.rs`: page cursors sealed with an HMAC: only our own come back.
 //! - `telemetry.rs`, `metrics.rs`: request ids, spans, Prometheus.
 //! - `openapi.rs`: the generated OpenAPI 3.1 document.
 //! - `config.rs`: the typed configuration, read once at start.
@@ -22,23 +26,23 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 mod convert;
+pub mod cursor;
 pub mod extract;
 pub mod metrics;
 mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod seed;
+mod server;
 pub mod state;
 pub mod telemetry;
 
-use std::future::Future;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post, put};
 use axum::Router;
-use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -112,14 +116,4 @@ pub fn with_middleware(routes: Router, request_timeout: Duration) -> Router {
     )
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting
-/// and waits for in-flight requests to finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use server::{serve, ServeOptions};

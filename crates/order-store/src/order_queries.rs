@@ -47,6 +47,11 @@ impl OrderCursor {
         let raw = std::str::from_utf8(&raw).map_err(|_| InvalidCursor)?;
         let (micros, id) = raw.split_once(':').ok_or(InvalidCursor)?;
         let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
+        // Only instants an order can have: from 1970 to the end of 9999
+        // (PostgreSQL cannot hold some that chrono can).
+        if !(0..=Self::start().placed_at.timestamp_micros()).contains(&micros) {
+            return Err(InvalidCursor);
+        }
         Ok(Self {
             placed_at: Utc.timestamp_micros(micros).single().ok_or(InvalidCursor)?,
             id: Uuid::try_parse(id).map_err(|_| InvalidCursor)?,

@@ -34,12 +34,12 @@ use crate::state::AppState;
          headers(("Location" = String, description = "/v1/orders/{id}"))),
         (status = 200, description = "A replay: the same order as the 201, as it stands now", body = order_api::Order,
          headers(("Idempotent-Replayed" = String, description = "true"))),
-        (status = 400, description = "Idempotency-Key missing or invalid, or malformed JSON", body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid token", body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Out of stock", body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Key reused for a different request, unknown SKU, or invalid body", body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Overloaded; retry with the same key", body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Idempotency-Key missing or invalid, or malformed JSON", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid token", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Out of stock", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Key reused for a different request, unknown SKU, or invalid body", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Overloaded; retry with the same key", body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

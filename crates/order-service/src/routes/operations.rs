@@ -1,14 +1,11 @@
 //! Liveness, readiness, metrics and the OpenAPI document (no auth).
 
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use order_api::{ProjectorStatus, Readiness};
-use utoipa::OpenApi;
-
-use crate::openapi::ApiDoc;
-use crate::state::AppState;
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -125,5 +122,5 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document")))]
 pub async fn openapi() -> Response {
-    Json(ApiDoc::openapi()).into_response()
+    Json(crate::openapi::document()).into_response()
 }

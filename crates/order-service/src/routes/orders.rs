@@ -25,8 +25,8 @@ use crate::state::AppState;
     params(("id" = uuid::Uuid, Path, description = "The order id")),
     responses(
         (status = 200, body = order_api::Order),
-        (status = 401, body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order, or not one the caller may see", body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 401, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not one the caller may see", body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -55,8 +55,8 @@ pub async fn get_order(
     ),
     responses(
         (status = 200, body = order_api::OrderList),
-        (status = 400, body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 401, body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 400, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -67,7 +67,7 @@ pub async fn list_orders(
 ) -> Result<Response, ApiError> {
     query.only(&["status", "limit", "after"])?;
     let status = match query.get("status")? {
-        None | Some("") => None,
+        None => None,
         Some(raw) => Some(raw.parse::<OrderStatus>().map_err(|_| {
             ApiError::new(
                 ProblemKind::InvalidQuery,
@@ -77,10 +77,14 @@ pub async fn list_orders(
         })?),
     };
     let after = match query.get("after")? {
-        None | Some("") => None,
-        Some(raw) => Some(OrderCursor::decode(raw).map_err(|e| {
-            ApiError::new(ProblemKind::InvalidQuery, e.to_string()).with_field("after")
-        })?),
+        None => None,
+        Some(raw) => {
+            let foreign = |e: &dyn std::fmt::Display| {
+                ApiError::new(ProblemKind::InvalidQuery, e.to_string()).with_field("after")
+            };
+            let plain = state.keys.cursors().open(raw).map_err(|e| foreign(&e))?;
+            Some(OrderCursor::decode(&plain).map_err(|e| foreign(&e))?)
+        }
     };
     let filter = OrderFilter {
         status,
@@ -96,7 +100,7 @@ pub async fn list_orders(
         false,
         order_api::OrderList {
             orders: page.orders.into_iter().map(convert::order).collect(),
-            next: page.next.map(|c| c.encode()),
+            next: page.next.map(|c| state.keys.cursors().seal(&c.encode())),
         },
     ))
 }
@@ -109,8 +113,8 @@ pub async fn list_orders(
     params(("id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "Cancelled (or already cancelled: unchanged)", body = order_api::Order),
-        (status = 404, body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not cancellable in its status by this caller", body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 404, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Not cancellable in its status by this caller", body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -135,9 +139,9 @@ pub async fn cancel_order(
     params(("id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "Paid (or already paid: unchanged)", body = order_api::Order),
-        (status = 403, body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 404, body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 409, body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 403, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -163,9 +167,9 @@ pub async fn pay_order(
     params(("id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "Shipped (or already shipped: unchanged)", body = order_api::Order),
-        (status = 403, body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 404, body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 409, body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 403, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -31,8 +31,8 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
     request_body = ProductDefinition,
     responses(
         (status = 200, body = order_api::Product),
-        (status = 403, body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 422, body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 403, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -48,8 +48,14 @@ pub async fn define_product(
     let name = ProductName::try_from(body.name).map_err(|e| invalid("name", e.reason))?;
     let currency =
         Currency::try_from(body.currency.as_str()).map_err(|e| invalid("currency", e.reason))?;
-    if body.unit_price < 0 {
-        return Err(invalid("unit_price", "must be at least 0 (minor units)"));
+    if !(0..=order_api::MAX_UNIT_PRICE).contains(&body.unit_price) {
+        return Err(invalid(
+            "unit_price",
+            format_args!(
+                "must be from 0 to {} (minor units)",
+                order_api::MAX_UNIT_PRICE
+            ),
+        ));
     }
     let context = caller.command_context(request_id)?;
     let product = state
@@ -85,9 +91,10 @@ pub async fn define_product(
         (status = 201, description = "Booked", body = order_api::Product),
         (status = 200, description = "A replay: nothing changed", body = order_api::Product,
          headers(("Idempotent-Replayed" = String, description = "true"))),
-        (status = 404, description = "No such product", body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Stock would go below zero", body = order_api::Problem, content_type = "application/problem+json"),
-        (status = 422, body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Staff only", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Stock would go below zero", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -134,7 +141,7 @@ pub async fn adjust_stock(
     params(("sku" = String, Path)),
     responses(
         (status = 200, body = order_api::Product),
-        (status = 404, body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 404, body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -167,7 +174,7 @@ pub async fn get_product(
     ),
     responses(
         (status = 200, body = order_api::ProductList),
-        (status = 400, body = order_api::Problem, content_type = "application/problem+json"),
+        (status = 400, body = order_api::ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -177,16 +184,24 @@ pub async fn list_products(
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
     query.only(&["limit", "after"])?;
+    let after = query
+        .get("after")?
+        .map(|raw| {
+            state.keys.cursors().open(raw).map_err(|e| {
+                ApiError::new(ProblemKind::InvalidQuery, e.to_string()).with_field("after")
+            })
+        })
+        .transpose()?;
     let page = state
         .catalogue_queries
-        .list_products(&caller.tenant, query.limit()?, query.get("after")?)
+        .list_products(&caller.tenant, query.limit()?, after.as_deref())
         .await?;
     Ok(json_answer(
         StatusCode::OK,
         false,
         order_api::ProductList {
             products: page.products.into_iter().map(convert::product).collect(),
-            next: page.next,
+            next: page.next.map(|sku| state.keys.cursors().seal(&sku)),
         },
     ))
 }

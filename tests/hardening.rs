@@ -1,0 +1,326 @@
+//! The findings of the security review (issue 11), each a test that failed
+//! before its fix: bounded metric labels, slow and idle connections, forged
+//! cursors, control characters in a staff token, the write path's
+//! search_path, the service's database rights and session timeouts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use order_service::{Role, ServeOptions};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection};
+use store_orders_tests::app::{json, problem, AppOptions};
+use store_orders_tests::fixtures::*;
+use store_orders_tests::{TestApp, TestDatabase};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn invented_methods_do_not_create_metric_series() {
+    let app = TestApp::spawn().await;
+    for i in 0..20 {
+        let method = Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        let _ = app
+            .http
+            .request(method, format!("{}/healthz", app.base_url))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("FOO"), "a series per invented method");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("http_requests_total") && l.contains("method=\"other\"")),
+        "invented methods are counted as other"
+    );
+}
+
+/// Whether the server has closed `stream` (EOF or reset) by `deadline`.
+async fn closed_by(stream: &mut (impl AsyncReadExt + Unpin), deadline: Instant) -> bool {
+    let mut buffer = [0u8; 256];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            // A 408 or similar answer before closing: keep reading.
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_and_idle_connections_are_closed_and_cannot_starve_a_fresh_request() {
+    let app = TestApp::spawn_with(AppOptions {
+        serve: ServeOptions {
+            header_timeout: Duration::from_secs(1),
+            max_connections: 40,
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    // More slow connections than the limit: half send part of a request
+    // head and then a header line every 300 ms, half send nothing.
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for i in 0..60 {
+        let (reader, mut writer) = TcpStream::connect(app.address).await.unwrap().into_split();
+        if i % 2 == 0 {
+            writer
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            writers.push(writer);
+        }
+        readers.push(reader);
+    }
+    let trickle = tokio::spawn(async move {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for writer in &mut writers {
+                let _ = writer.write_all(b"X-Slow: 1\r\n").await;
+            }
+        }
+    });
+    let started = Instant::now();
+    let fresh = reqwest::Client::new()
+        .get(format!("{}/healthz", app.base_url))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("a fresh request is answered");
+    let waited = started.elapsed();
+    eprintln!("fresh request answered after {waited:?} with 60 slow connections open");
+    assert_eq!(fresh.status(), StatusCode::OK);
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut still_open = 0;
+    for reader in &mut readers {
+        if !closed_by(reader, deadline).await {
+            still_open += 1;
+        }
+    }
+    trickle.abort();
+    assert_eq!(still_open, 0, "every slow or idle connection was closed");
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_idle_past_the_header_timeout_is_closed() {
+    let app = TestApp::spawn_with(AppOptions {
+        serve: ServeOptions {
+            header_timeout: Duration::from_millis(500),
+            max_connections: 100,
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(app.address).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = stream.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    // Now idle, kept alive: closed after the timeout, not kept forever.
+    assert!(closed_by(&mut stream, Instant::now() + Duration::from_secs(3)).await);
+}
+
+#[tokio::test]
+async fn cursors_the_service_did_not_issue_answer_400() {
+    let app = TestApp::spawn().await;
+    app.product("acme", "A", 100, 10).await;
+    let token = app.customer("acme", "c");
+    for i in 0..3 {
+        let placed = app
+            .checkout(
+                &token,
+                &format!("k-{i}"),
+                json!({"lines": [{"sku": "A", "quantity": 1}]}),
+            )
+            .await;
+        assert_eq!(placed.status(), StatusCode::CREATED);
+    }
+    // The old cursor format, decoding to a year PostgreSQL cannot hold.
+    let year_minus_200000 = data_encoding::BASE64URL_NOPAD
+        .encode(b"-6311347200000000000:00000000000000000000000000000000");
+    for after in [year_minus_200000.as_str(), "", "abc", "a.b", "%00"] {
+        let response = app.get(&format!("/v1/orders?after={after}"), &token).await;
+        let body = problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+        assert_eq!(body["field"], "after", "{body}");
+    }
+    let response = app.get("/v1/orders?status=", &token).await;
+    problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+    // A cursor the service issued pages on.
+    let first = json(app.get("/v1/orders?limit=2", &token).await, StatusCode::OK).await;
+    let next = first["next"].as_str().unwrap();
+    let second = json(
+        app.get(&format!("/v1/orders?limit=2&after={next}"), &token)
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(second["orders"].as_array().unwrap().len(), 1);
+    // The products' cursors are sealed too.
+    let staff = app.staff("acme");
+    let response = app.get("/v1/products?after=A", &staff).await;
+    problem(response, StatusCode::BAD_REQUEST, "invalid-query").await;
+}
+
+#[tokio::test]
+async fn a_token_whose_sub_holds_control_characters_is_refused_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    app.product("acme", "A", 100, 10).await;
+    for sub in ["staff\u{0}1", "line\nbreak", "bell\u{7}", ""] {
+        for role in [Role::Staff, Role::Customer] {
+            let token = app.token("acme", sub, role);
+            let response = app
+                .checkout(&token, "k", json!({"lines": [{"sku": "A", "quantity": 1}]}))
+                .await;
+            problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+            let response = app
+                .request(Method::PUT, "/v1/products/B", &token)
+                .json(&json!({"name": "B", "unit_price": 1, "currency": "PYG"}))
+                .send()
+                .await
+                .unwrap();
+            problem(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+        }
+    }
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM events WHERE aggregate_type <> 'Product' AND event_type <> 'StockAdjusted'")
+            .await,
+        0
+    );
+}
+
+/// A same-named table earlier in the caller's search_path must not receive
+/// the write path's writes.
+#[tokio::test]
+async fn the_write_path_writes_its_own_tables_whatever_the_callers_search_path() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 100, 10).await;
+    sqlx::raw_sql(
+        "CREATE SCHEMA decoy; \
+         CREATE TABLE decoy.events (LIKE public.events INCLUDING DEFAULTS); \
+         CREATE TABLE decoy.store_orders (LIKE public.store_orders INCLUDING ALL); \
+         CREATE TABLE decoy.inventory (LIKE public.inventory INCLUDING ALL); \
+         INSERT INTO decoy.inventory SELECT * FROM public.inventory;",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let decoyed = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(db.options().options([("search_path", "decoy,public")]))
+        .await
+        .unwrap();
+    let placed = order_store::OrderCommands::new(decoyed)
+        .place_order(&as_customer("acme", "c"), checkout("c", "k", &[("A", 2)]))
+        .await
+        .unwrap();
+    assert_eq!(placed.outcome, order_store::CheckoutOutcome::Created);
+    for (table, public, decoy) in [
+        (
+            "events",
+            "SELECT count(*) FROM public.events WHERE event_type = 'OrderPlaced'",
+            "SELECT count(*) FROM decoy.events",
+        ),
+        (
+            "store_orders",
+            "SELECT count(*) FROM public.store_orders",
+            "SELECT count(*) FROM decoy.store_orders",
+        ),
+    ] {
+        assert_eq!(db.count(public).await, 1, "{table}");
+        assert_eq!(db.count(decoy).await, 0, "{table}");
+    }
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 8);
+}
+
+/// The service's role may append and read, and nothing else: not rewrite or
+/// truncate the history, not disable the append-only trigger, not change
+/// the schema.
+#[tokio::test]
+async fn the_service_role_cannot_rewrite_history_or_change_the_schema() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 100, 10).await;
+    let mut service = PgConnection::connect_with(&db.service_options().await)
+        .await
+        .unwrap();
+    // What it must be able to do: a checkout, as the service.
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(db.service_options().await)
+        .await
+        .unwrap();
+    order_store::OrderCommands::new(pool)
+        .place_order(&as_customer("acme", "c"), checkout("c", "k", &[("A", 1)]))
+        .await
+        .unwrap();
+    for forbidden in [
+        "ALTER TABLE events DISABLE TRIGGER events_append_only_rows",
+        "ALTER TABLE events DISABLE TRIGGER ALL",
+        "TRUNCATE events",
+        "TRUNCATE store_orders",
+        "DELETE FROM store_orders",
+        "UPDATE events SET payload = '{}'",
+        "DROP TABLE inventory",
+        "CREATE TABLE intruder (id int)",
+        "CREATE FUNCTION intruder() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    ] {
+        let err = sqlx::query(forbidden)
+            .execute(&mut service)
+            .await
+            .expect_err(forbidden);
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert!(
+            matches!(code.as_deref(), Some("42501" | "P0001" | "23001")),
+            "{forbidden}: {err}"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE event_type = 'OrderPlaced'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_services_sessions_time_out_statements_and_idle_transactions() {
+    let db = TestDatabase::new().await;
+    let config = order_service::config::DatabaseConfig {
+        url: db.url(),
+        pool_size: 1,
+        acquire_timeout: Duration::from_secs(1),
+        statement_timeout: Duration::from_millis(1_500),
+    };
+    let pool = config.pool().unwrap();
+    let (statement, idle): (String, String) = sqlx::query_as(
+        "SELECT current_setting('statement_timeout'), \
+                current_setting('idle_in_transaction_session_timeout')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((statement.as_str(), idle.as_str()), ("1500ms", "1500ms"));
+}
