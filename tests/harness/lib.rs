@@ -8,6 +8,7 @@ pub mod app;
 pub mod commit_cutting_proxy;
 pub mod database;
 pub mod fixtures;
+pub mod nats;
 pub mod own_cluster;
 pub mod proxy;
 pub mod service_process;

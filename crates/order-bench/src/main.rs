@@ -3,6 +3,7 @@
 //!
 //!     cargo run --release -p order-bench               # 10 s per step
 //!     cargo run --release -p order-bench -- --quick   # 1 s per step (CI smoke)
+//!     cargo run --release -p order-bench -- relay     # the outbox relay (`relay_bench.rs`)
 //!
 //! 1. A fresh database: migrations, one tenant, 1,000 SKUs with ample stock,
 //!    and the same catalogue in the CRUD baseline's own tables.
@@ -34,6 +35,7 @@ mod cpu;
 mod crud_service;
 mod load;
 mod pgbench;
+mod relay_bench;
 mod service;
 
 use std::path::PathBuf;
@@ -62,6 +64,8 @@ const CRUD_ARG: &str = "__crud-service";
 #[derive(Debug, Parser)]
 #[command(name = "order-bench")]
 struct Args {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
     /// Admin URL of the PostgreSQL server (a role that may create databases).
     #[arg(
         long,
@@ -95,6 +99,16 @@ struct Args {
     /// Where to write the SVG chart.
     #[arg(long, default_value = "target/order-bench/checkout.svg")]
     chart: PathBuf,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum BenchCommand {
+    /// The outbox relay publishing a recorded history to NATS JetStream.
+    Relay {
+        /// Events in the history (about; --quick: 5,000).
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+    },
 }
 
 const TENANT: &str = "bench";
@@ -137,7 +151,17 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await?;
-    let outcome = run(&args, step, &admin, &name).await;
+    let outcome = match &args.command {
+        Some(BenchCommand::Relay { events }) => {
+            let bench = relay_bench::RelayBench {
+                events: if args.quick { 5_000 } else { *events },
+                service_arg: SERVICE_ARG,
+            };
+            let url = order_store::with_database(&args.database_url, &name);
+            relay_bench::run(&bench, &admin.clone().database(&name), &url).await
+        }
+        None => run(&args, step, &admin, &name).await,
+    };
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .execute(&mut conn)
         .await?;

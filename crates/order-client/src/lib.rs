@@ -14,8 +14,11 @@
 //! # Layout
 //! - `lib.rs`: [`OrdersClient`] and its calls.
 //! - `retry.rs`: [`RetryPolicy`]: what is retried, and when.
+//! - `events.rs`: [`events::tail`]: a durable JetStream consumer of the
+//!   events the relay publishes.
 //! - `bin/orders.rs`: the `orders` CLI.
 
+pub mod events;
 mod retry;
 
 use std::time::Duration;

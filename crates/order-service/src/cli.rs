@@ -49,6 +49,32 @@ enum Command {
         #[arg(long, default_value = "demo")]
         tenant: String,
     },
+    /// Publish every committed event to NATS JetStream, once (docs/EVENTS.md).
+    /// Several may run; one publishes, the others stand by.
+    Relay(RelayArgs),
+}
+
+#[derive(Debug, Args)]
+struct RelayArgs {
+    #[arg(long, env = "NATS_URL", default_value = order_relay::RelayConfig::DEFAULT_NATS_URL)]
+    nats_url: String,
+    /// The JetStream stream (created if missing, subjects `orders.>`).
+    #[arg(long, env = "ORDERS_RELAY_STREAM", default_value = order_relay::RelayConfig::DEFAULT_STREAM)]
+    stream: String,
+    /// The relay's checkpoint and lock name (default: the stream's name).
+    /// One per JetStream stream and database node.
+    #[arg(long, env = "ORDERS_RELAY_NAME")]
+    name: Option<String>,
+    /// Where /readyz and /metrics are served.
+    #[arg(long, env = "ORDERS_RELAY_BIND", default_value = order_relay::RelayConfig::DEFAULT_BIND)]
+    bind: SocketAddr,
+    /// How long JetStream de-duplicates a message id (must cover a restart
+    /// or takeover; applies when the stream is created).
+    #[arg(long, env = "ORDERS_RELAY_DUPLICATE_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    duplicate_window: Duration,
+    /// Events published at once.
+    #[arg(long, env = "ORDERS_RELAY_BATCH", default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    batch: i64,
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +191,34 @@ where
                     .context("minting the token")?
             );
             Ok(())
+        }
+        Command::Relay(args) => {
+            let url = require_url(cli.database_url)?;
+            let name = args.name.unwrap_or_else(|| args.stream.clone());
+            if args.stream.is_empty()
+                || !args
+                    .stream
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bail!("ORDERS_RELAY_STREAM must be a JetStream stream name: letters, digits, '_' and '-'");
+            }
+            if args.duplicate_window < Duration::from_secs(1) {
+                bail!("ORDERS_RELAY_DUPLICATE_WINDOW must be at least 1s");
+            }
+            let config = order_relay::RelayConfig {
+                database_url: url,
+                nats_url: args.nats_url,
+                stream: args.stream,
+                name,
+                bind: args.bind,
+                duplicate_window: args.duplicate_window,
+                batch_size: args.batch,
+                idle_poll: Duration::from_millis(50),
+                lock_retry: Duration::from_secs(1),
+                ack_timeout: Duration::from_secs(5),
+            };
+            order_relay::run(config, shutdown_signal()).await
         }
         Command::SeedDemo { tenant } => {
             let url = require_url(cli.database_url)?;

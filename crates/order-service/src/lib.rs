@@ -19,8 +19,9 @@
 //! - `openapi.rs`: the generated OpenAPI 3.1 document.
 //! - `config.rs`: the typed configuration, read once at start.
 //! - `seed.rs`: the demo tenant.
-//! - `cli.rs`: the `order-service` command line (serve, migrate, token,
-//!   seed-demo); `main.rs` runs it.
+//! - `cli.rs`: the `order-service` command line (serve, relay, migrate,
+//!   token, seed-demo); `main.rs` runs it. The relay itself is the
+//!   `order-relay` crate.
 
 pub mod auth;
 pub mod cli;

@@ -1,7 +1,8 @@
-//! `orders`: check out, look at and list orders from a terminal.
+//! `orders`: check out, look at and list orders from a terminal; follow the
+//! events the relay publishes.
 //!
 //! Reads the service URL from `ORDERS_URL` (default http://127.0.0.1:8080)
-//! and the bearer token from `ORDERS_TOKEN`.
+//! and the bearer token from `ORDERS_TOKEN`; `events tail` reads `NATS_URL`.
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -18,7 +19,7 @@ struct Cli {
     #[arg(long, env = "ORDERS_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
     #[arg(long, env = "ORDERS_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +48,32 @@ enum Command {
         #[arg(long)]
         after: Option<String>,
     },
+    /// The events the relay publishes to NATS JetStream (docs/EVENTS.md).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print events as they arrive, one JSON line each (a durable consumer:
+    /// started again with the same --durable, it continues where it stopped).
+    Tail {
+        #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        #[arg(long, env = "ORDERS_RELAY_STREAM", default_value = "ORDER_EVENTS")]
+        stream: String,
+        /// Only these subjects: orders.{tenant}.{kind}.{EventType}, with
+        /// NATS wildcards, e.g. `orders.demo.order.>`.
+        #[arg(long, default_value = "orders.>")]
+        subject: String,
+        #[arg(long, default_value = "orders-tail")]
+        durable: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
 }
 
 fn parse_line(text: &str) -> Result<CheckoutLine, String> {
@@ -70,7 +97,31 @@ fn parse_status(text: &str) -> Result<OrderStatus, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let client = OrdersClient::new(&cli.url, &cli.token).context("ORDERS_URL")?;
+    if let Command::Events {
+        command:
+            EventsCommand::Tail {
+                nats_url,
+                stream,
+                subject,
+                durable,
+                limit,
+            },
+    } = cli.command
+    {
+        let options = order_client::events::Tail {
+            nats_url,
+            stream,
+            durable,
+            subject,
+            limit,
+        };
+        order_client::events::tail(&options, &mut std::io::stdout().lock()).await?;
+        return Ok(());
+    }
+    let token = cli.token.context(
+        "set ORDERS_TOKEN (or --token): a bearer token, e.g. from `order-service token`",
+    )?;
+    let client = OrdersClient::new(&cli.url, &token).context("ORDERS_URL")?;
     match cli.command {
         Command::Checkout { lines, note, key } => {
             let placed = match key {
@@ -115,6 +166,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             println!("{}", serde_json::to_string_pretty(&page)?);
         }
+        Command::Events { .. } => {}
     }
     Ok(())
 }

@@ -1,0 +1,211 @@
+//! The events table read as an outbox: committed events after a cursor, in
+//! the gap-safe order of the projection rebuild, each turned into the
+//! message consumers receive.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use sqlx::PgConnection;
+
+/// Where the relay stands: the last event JetStream acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Cursor {
+    pub transaction_id: i64,
+    pub position: i64,
+}
+
+/// One stored event, as read for publishing.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxEvent {
+    xid: i64,
+    position: i64,
+    tenant_id: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    sequence: i64,
+    event_type: String,
+    event_version: String,
+    payload: String,
+    metadata: String,
+    recorded_at: DateTime<Utc>,
+}
+
+/// The JSON body of every message (docs/EVENTS.md).
+#[derive(Debug, Serialize)]
+struct Envelope<'a> {
+    tenant: &'a str,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    sequence: i64,
+    position: i64,
+    event_type: &'a str,
+    event_version: &'a str,
+    payload: &'a RawValue,
+    metadata: &'a RawValue,
+    recorded_at: DateTime<Utc>,
+}
+
+/// Why an event could not be turned into a message.
+#[derive(Debug, thiserror::Error)]
+#[error("event at position {position} ({stream}) cannot be published: {reason}")]
+pub struct UnpublishableEvent {
+    pub position: i64,
+    pub stream: String,
+    pub reason: String,
+}
+
+impl OutboxEvent {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            transaction_id: self.xid,
+            position: self.position,
+        }
+    }
+
+    /// The stream's kind as it appears in subjects and message ids:
+    /// `order`, `product`, `stock_adjustment`.
+    fn kind(&self) -> String {
+        let mut kind = String::with_capacity(self.aggregate_type.len() + 4);
+        for (i, c) in self.aggregate_type.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    kind.push('_');
+                }
+                kind.push(c.to_ascii_lowercase());
+            } else {
+                kind.push(c);
+            }
+        }
+        kind
+    }
+
+    /// `orders.{tenant}.{kind}.{EventType}`, e.g. `orders.demo.order.OrderPlaced`.
+    pub fn subject(&self) -> String {
+        format!(
+            "orders.{}.{}.{}",
+            self.tenant_id,
+            self.kind(),
+            self.event_type
+        )
+    }
+
+    /// `{tenant}/{kind}/{stream id}/{sequence}`: the same for every
+    /// publication of this event, so JetStream keeps one.
+    pub fn message_id(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.tenant_id,
+            self.kind(),
+            self.aggregate_id,
+            self.sequence
+        )
+    }
+
+    pub fn envelope(&self) -> Result<Bytes, UnpublishableEvent> {
+        let unpublishable = |reason: String| UnpublishableEvent {
+            position: self.position,
+            stream: format!("{}/{}", self.aggregate_type, self.aggregate_id),
+            reason,
+        };
+        let payload: &RawValue = serde_json::from_str(&self.payload)
+            .map_err(|e| unpublishable(format!("payload: {e}")))?;
+        let metadata: &RawValue = serde_json::from_str(&self.metadata)
+            .map_err(|e| unpublishable(format!("metadata: {e}")))?;
+        let envelope = Envelope {
+            tenant: &self.tenant_id,
+            aggregate_type: &self.aggregate_type,
+            aggregate_id: &self.aggregate_id,
+            sequence: self.sequence,
+            position: self.position,
+            event_type: &self.event_type,
+            event_version: &self.event_version,
+            payload,
+            metadata,
+            recorded_at: self.recorded_at,
+        };
+        serde_json::to_vec(&envelope)
+            .map(Bytes::from)
+            .map_err(|e| unpublishable(e.to_string()))
+    }
+
+    pub fn recorded_at(&self) -> DateTime<Utc> {
+        self.recorded_at
+    }
+}
+
+/// Up to `limit` committed events after `after`.
+pub async fn read_after(
+    conn: &mut PgConnection,
+    after: Cursor,
+    limit: i64,
+) -> Result<Vec<OutboxEvent>, sqlx::Error> {
+    sqlx::query_as(include_str!("../sql/read_after.sql"))
+        .bind(after.transaction_id.to_string())
+        .bind(after.position)
+        .bind(limit)
+        .fetch_all(conn)
+        .await
+}
+
+/// Committed events after `after` (published or not yet readable), and the
+/// age in seconds of the oldest of them.
+pub async fn lag(conn: &mut PgConnection, after: Cursor) -> Result<(i64, f64), sqlx::Error> {
+    sqlx::query_as(include_str!("../sql/lag.sql"))
+        .bind(after.transaction_id.to_string())
+        .bind(after.position)
+        .fetch_one(conn)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(aggregate_type: &str, event_type: &str) -> OutboxEvent {
+        OutboxEvent {
+            xid: 10,
+            position: 7,
+            tenant_id: "demo".into(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: "abc".into(),
+            sequence: 2,
+            event_type: event_type.into(),
+            event_version: "1".into(),
+            payload: r#"{"OrderPaid":{"paid_at":"2026-11-28T10:00:00Z"}}"#.into(),
+            metadata: r#"{"tenant_id":"demo"}"#.into(),
+            recorded_at: DateTime::parse_from_rfc3339("2026-11-28T10:00:01Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    #[test]
+    fn it_names_subjects_and_message_ids_by_tenant_kind_stream_and_sequence() {
+        let paid = event("Order", "OrderPaid");
+        assert_eq!(paid.subject(), "orders.demo.order.OrderPaid");
+        assert_eq!(paid.message_id(), "demo/order/abc/2");
+        let moved = event("StockAdjustment", "StockAdjusted");
+        assert_eq!(
+            moved.subject(),
+            "orders.demo.stock_adjustment.StockAdjusted"
+        );
+    }
+
+    #[test]
+    fn the_envelope_carries_the_event_as_stored() {
+        let body: serde_json::Value =
+            serde_json::from_slice(&event("Order", "OrderPaid").envelope().unwrap()).unwrap();
+        assert_eq!(body["tenant"], "demo");
+        assert_eq!(body["aggregate_type"], "Order");
+        assert_eq!(body["sequence"], 2);
+        assert_eq!(body["position"], 7);
+        assert_eq!(body["event_version"], "1");
+        assert_eq!(
+            body["payload"]["OrderPaid"]["paid_at"],
+            "2026-11-28T10:00:00Z"
+        );
+        assert_eq!(body["metadata"]["tenant_id"], "demo");
+        assert_eq!(body["recorded_at"], "2026-11-28T10:00:01Z");
+    }
+}

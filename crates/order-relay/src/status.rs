@@ -1,0 +1,176 @@
+//! What the relay reports: `/readyz` (200 only while it is the active relay
+//! and publishing), `/healthz`, and Prometheus metrics (`/metrics`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+
+/// The relay's state, as `/readyz` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Readiness {
+    pub ready: bool,
+    /// `starting`, `standby` (another relay holds the lock), `active`, or
+    /// `failing` (cannot read or publish; retrying).
+    pub role: String,
+    /// Why it is not ready, when it is not.
+    pub problem: Option<String>,
+    /// Committed events not yet acknowledged by JetStream.
+    pub lag_events: i64,
+    /// Age of the oldest of them.
+    pub lag_seconds: f64,
+    /// Events stored in JetStream by this process.
+    pub published: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Status {
+    inner: Arc<Mutex<Readiness>>,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Readiness {
+                ready: false,
+                role: "starting".into(),
+                problem: Some("not connected yet".into()),
+                lag_events: 0,
+                lag_seconds: 0.0,
+                published: 0,
+            })),
+        }
+    }
+}
+
+impl Status {
+    fn update(&self, change: impl FnOnce(&mut Readiness)) {
+        let mut readiness = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut readiness);
+    }
+
+    pub fn snapshot(&self) -> Readiness {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn standby(&self) {
+        metrics::gauge!("orders_relay_active").set(0.0);
+        self.update(|r| {
+            r.ready = false;
+            r.role = "standby".into();
+            r.problem = Some("another relay holds the lock; taking over when it stops".into());
+        });
+    }
+
+    pub fn active(&self) {
+        metrics::gauge!("orders_relay_active").set(1.0);
+        self.update(|r| {
+            r.ready = true;
+            r.role = "active".into();
+            r.problem = None;
+        });
+    }
+
+    pub fn failing(&self, why: String) {
+        self.update(|r| {
+            r.ready = false;
+            r.role = "failing".into();
+            r.problem = Some(why);
+        });
+    }
+
+    pub fn published(&self, stored: u64, duplicates: u64) {
+        metrics::counter!("orders_relay_events_published_total").increment(stored);
+        metrics::counter!("orders_relay_duplicates_total").increment(duplicates);
+        self.update(|r| r.published += stored);
+    }
+
+    pub fn lag(&self, events: i64, seconds: f64) {
+        metrics::gauge!("orders_relay_lag_events").set(events as f64);
+        metrics::gauge!("orders_relay_lag_seconds").set(seconds);
+        self.update(|r| {
+            r.lag_events = events;
+            r.lag_seconds = seconds;
+        });
+    }
+}
+
+/// The process's Prometheus recorder.
+pub fn prometheus() -> anyhow::Result<PrometheusHandle> {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder)
+        .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
+    metrics::describe_counter!(
+        "orders_relay_events_published_total",
+        "Events stored in JetStream by this relay"
+    );
+    metrics::describe_counter!(
+        "orders_relay_duplicates_total",
+        "Events published again after a retry or a restart, dropped by JetStream's de-duplication"
+    );
+    metrics::describe_gauge!(
+        "orders_relay_lag_events",
+        "Committed events not yet acknowledged by JetStream"
+    );
+    metrics::describe_gauge!(
+        "orders_relay_lag_seconds",
+        "Age of the oldest committed event not yet acknowledged by JetStream"
+    );
+    metrics::describe_gauge!(
+        "orders_relay_active",
+        "1 while this process is the relay that publishes, 0 on standby"
+    );
+    Ok(handle)
+}
+
+#[derive(Clone)]
+struct Reporting {
+    status: Status,
+    metrics: PrometheusHandle,
+}
+
+pub fn router(status: Status, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(Reporting { status, metrics })
+}
+
+async fn readyz(State(reporting): State<Reporting>) -> Response {
+    let readiness = reporting.status.snapshot();
+    let code = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, [(header::CACHE_CONTROL, "no-store")], Json(readiness)).into_response()
+}
+
+async fn render_metrics(State(reporting): State<Reporting>) -> Response {
+    reporting.metrics.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        reporting.metrics.render(),
+    )
+        .into_response()
+}
+
+/// How long to wait before the next attempt after `failures` in a row:
+/// 100 ms doubling to 5 s.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1u64 << failures.min(6)).min(5_000))
+}

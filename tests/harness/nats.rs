@@ -1,0 +1,203 @@
+//! A private NATS server with JetStream for one test (its own port and
+//! store directory: tests never share state through the machine's NATS),
+//! and the relay as a real process.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use crate::service_process::free_port;
+
+/// `NATS_SERVER` if set, else `nats-server` on PATH or in /usr/sbin (the
+/// test script installs Debian's package where it is missing).
+fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return path.into();
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nats-server"))
+}
+
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    store: PathBuf,
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let store = std::env::temp_dir().join(format!(
+            "store-orders-nats-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&store).unwrap();
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            store,
+        };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port, with its store.
+    pub async fn resume(&mut self) {
+        let child = Command::new(nats_server_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .arg("-sd")
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server starts (install Debian's nats-server package)");
+        self.child = Some(child);
+        let started = Instant::now();
+        let mut last_error = String::new();
+        while started.elapsed() < Duration::from_secs(20) {
+            match async_nats::connect(self.url()).await {
+                Ok(client) => match client.flush().await {
+                    Ok(()) => return,
+                    Err(e) => last_error = e.to_string(),
+                },
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "nats-server did not start on port {}: {last_error}",
+            self.port
+        );
+    }
+
+    /// Stops the server abruptly (SIGKILL).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Every message of `stream`, in stream order: (subject, Nats-Msg-Id,
+    /// body), read by an ephemeral consumer.
+    pub async fn messages(&self, stream: &str) -> Vec<(String, String, Value)> {
+        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+        use futures::StreamExt;
+        let client = async_nats::connect(self.url()).await.unwrap();
+        let js = jetstream::new(client);
+        let Ok(mut stream) = js.get_stream(stream).await else {
+            return Vec::new();
+        };
+        let total = stream.info().await.unwrap().state.messages;
+        let mut messages = Vec::new();
+        if total == 0 {
+            return messages;
+        }
+        let consumer = stream
+            .create_consumer(pull::Config {
+                ack_policy: AckPolicy::None,
+                deliver_policy: DeliverPolicy::All,
+                ..pull::Config::default()
+            })
+            .await
+            .unwrap();
+        let mut batches = consumer.messages().await.unwrap();
+        while (messages.len() as u64) < total {
+            let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_secs(5), batches.next()).await
+            else {
+                break;
+            };
+            let message = message.unwrap();
+            let id = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let body: Value = serde_json::from_slice(&message.payload).unwrap();
+            messages.push((message.subject.to_string(), id, body));
+        }
+        messages
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// `order-service relay` as a process.
+#[derive(Debug)]
+pub struct RelayProcess {
+    child: Child,
+    pub status_port: u16,
+}
+
+impl RelayProcess {
+    /// Starts `binary relay` (the test's `CARGO_BIN_EXE_order-service-under-test`).
+    pub async fn start(binary: &str, database_url: &str, nats_url: &str, stream: &str) -> Self {
+        let status_port = free_port();
+        let child = Command::new(binary)
+            .arg("relay")
+            .env("DATABASE_URL", database_url)
+            .env("NATS_URL", nats_url)
+            .env("ORDERS_RELAY_STREAM", stream)
+            .env("ORDERS_RELAY_BIND", format!("127.0.0.1:{status_port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the relay starts");
+        Self { child, status_port }
+    }
+
+    /// `/readyz` of the relay, once it answers.
+    pub async fn readiness(&self) -> Option<(u16, Value)> {
+        order_client::install_tls_provider();
+        let response = reqwest::get(format!("http://127.0.0.1:{}/readyz", self.status_port))
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+
+    /// SIGKILL.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Waits until `condition` holds, polling, or panics after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within {limit:?}");
+}

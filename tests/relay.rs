@@ -1,0 +1,355 @@
+//! The outbox relay against a real PostgreSQL and a real nats-server with
+//! JetStream (a private one per test): one message per event, in each
+//! stream's order, through relay crashes, a late-committing transaction, a
+//! takeover and a broker outage.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use order_store::OrderCommands;
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+use store_orders_tests::fixtures::*;
+use store_orders_tests::nats::{eventually, NatsServer, RelayProcess};
+use store_orders_tests::TestDatabase;
+
+const STREAM: &str = "ORDER_EVENTS";
+const SERVICE: &str = env!("CARGO_BIN_EXE_order-service-under-test");
+
+/// Every event of the store: its message id as the relay names it.
+async fn stored_event_ids(db: &TestDatabase) -> Vec<String> {
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT tenant_id, aggregate_type, aggregate_id, sequence FROM events ORDER BY position",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(tenant, kind, id, sequence)| {
+            let kind = match kind.as_str() {
+                "Order" => "order",
+                "Product" => "product",
+                "StockAdjustment" => "stock_adjustment",
+                other => panic!("unknown aggregate type {other}"),
+            };
+            format!("{tenant}/{kind}/{id}/{sequence}")
+        })
+        .collect()
+}
+
+/// Exactly one message per stored event, and within each stream the
+/// messages in sequence order.
+fn assert_one_message_per_event_in_stream_order(
+    events: &[String],
+    messages: &[(String, String, Value)],
+) {
+    let ids: Vec<&str> = messages.iter().map(|(_, id, _)| id.as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "a duplicate message in the stream");
+    let expected: HashSet<&str> = events.iter().map(String::as_str).collect();
+    assert_eq!(unique, expected, "the stream differs from the events");
+    let mut last_sequence: BTreeMap<String, i64> = BTreeMap::new();
+    for (subject, id, body) in messages {
+        let stream = format!("{}/{}", body["aggregate_type"], body["aggregate_id"]);
+        let sequence = body["sequence"].as_i64().unwrap();
+        let previous = last_sequence.insert(stream.clone(), sequence).unwrap_or(0);
+        assert_eq!(sequence, previous + 1, "{stream}: {id} out of order");
+        assert!(subject.starts_with("orders."), "{subject}");
+        assert_eq!(
+            subject.split('.').nth(1),
+            body["tenant"].as_str(),
+            "{subject}"
+        );
+    }
+}
+
+async fn wait_until_published(nats: &NatsServer, db: &TestDatabase, limit: Duration) {
+    let expected = stored_event_ids(db).await.len();
+    eventually(limit, "every event published", || async {
+        nats.messages(STREAM).await.len() >= expected
+    })
+    .await;
+}
+
+/// Places `n` orders of one unit each, `concurrency` at a time, and pays
+/// every third one (a stream of two events).
+async fn place_orders(pool: &sqlx::PgPool, prefix: &str, n: usize, concurrency: usize) {
+    let commands = Arc::new(OrderCommands::new(pool.clone()));
+    let keys: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    for chunk in keys.chunks(concurrency) {
+        join_all(chunk.iter().enumerate().map(|(i, key)| {
+            let (commands, key) = (commands.clone(), key.clone());
+            async move {
+                let placed = commands
+                    .place_order(&as_customer("acme", "c"), checkout("c", &key, &[("A", 1)]))
+                    .await
+                    .unwrap();
+                if i % 3 == 0 {
+                    commands
+                        .mark_paid(
+                            &as_staff("acme"),
+                            order_domain::OrderId::from(placed.order.id),
+                            now(),
+                        )
+                        .await
+                        .unwrap();
+                }
+            }
+        }))
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_of_orders_placed_concurrently_arrives_once_and_in_stream_order() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    let relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    place_orders(&db.pool, "k", 300, 16).await;
+    wait_until_published(&nats, &db, Duration::from_secs(30)).await;
+    let messages = nats.messages(STREAM).await;
+    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db).await, &messages);
+    let (placed_subject, _, placed) = messages
+        .iter()
+        .find(|(subject, _, _)| subject.ends_with(".order.OrderPlaced"))
+        .unwrap();
+    assert!(placed_subject.starts_with("orders.acme.order."));
+    assert_eq!(placed["event_version"], "1");
+    assert!(placed["payload"]["OrderPlaced"]["order_number"].is_string());
+    assert_eq!(placed["metadata"]["tenant_id"], "acme");
+    assert!(placed["position"].as_i64().unwrap() > 0);
+    let (status, readiness) = relay.readiness().await.unwrap();
+    assert_eq!(status, 200, "{readiness}");
+    eventually(Duration::from_secs(5), "lag back to zero", || async {
+        relay
+            .readiness()
+            .await
+            .is_some_and(|(_, r)| r["lag_events"] == 0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_killed_mid_stream_again_and_again_publishes_each_event_once() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    let writer = {
+        let pool = db.pool.clone();
+        tokio::spawn(async move { place_orders(&pool, "k", 600, 8).await })
+    };
+    for round in 0..4 {
+        let mut relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+        tokio::time::sleep(Duration::from_millis(400 + 150 * round)).await;
+        relay.kill().await;
+    }
+    writer.await.unwrap();
+    let _relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    wait_until_published(&nats, &db, Duration::from_secs(30)).await;
+    let messages = nats.messages(STREAM).await;
+    eprintln!(
+        "{} events, {} messages after 4 SIGKILLs",
+        stored_event_ids(&db).await.len(),
+        messages.len()
+    );
+    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db).await, &messages);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_of_a_transaction_that_commits_late_is_published_and_none_skipped() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 1_000).await;
+    let relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    place_orders(&db.pool, "before", 10, 4).await;
+    wait_until_published(&nats, &db, Duration::from_secs(20)).await;
+    // A transaction takes a position now and commits later.
+    let mut late = PgConnection::connect_with(&db.options()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut late).await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata, tenant_id) VALUES ('Product', 'late-stream', 1, 'ProductDefined', '1', \
+         '{\"ProductDefined\":{}}', '{\"tenant_id\":\"acme\"}', 'acme')",
+    )
+    .execute(&mut late)
+    .await
+    .unwrap();
+    place_orders(&db.pool, "after", 10, 4).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let held = nats.messages(STREAM).await;
+    assert!(
+        held.iter()
+            .all(|(_, id, _)| !id.contains("/after-") && !id.contains("late-stream")),
+        "nothing committed after the open transaction's position is published before it"
+    );
+    let (_, readiness) = relay.readiness().await.unwrap();
+    assert!(
+        readiness["lag_events"].as_i64().unwrap() >= 10,
+        "{readiness}"
+    );
+    sqlx::query("COMMIT").execute(&mut late).await.unwrap();
+    wait_until_published(&nats, &db, Duration::from_secs(20)).await;
+    let messages = nats.messages(STREAM).await;
+    assert!(messages
+        .iter()
+        .any(|(_, id, _)| id == "acme/product/late-stream/1"));
+    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db).await, &messages);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_relays_one_publishes_and_the_other_takes_over_when_it_dies() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 10_000).await;
+    let mut first = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    eventually(
+        Duration::from_secs(10),
+        "the first relay is active",
+        || async { first.readiness().await.is_some_and(|(s, _)| s == 200) },
+    )
+    .await;
+    let second = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    eventually(
+        Duration::from_secs(10),
+        "the second relay stands by",
+        || async {
+            second
+                .readiness()
+                .await
+                .is_some_and(|(s, r)| s == 503 && r["role"] == "standby")
+        },
+    )
+    .await;
+    place_orders(&db.pool, "one", 100, 8).await;
+    wait_until_published(&nats, &db, Duration::from_secs(20)).await;
+    assert_eq!(second.readiness().await.unwrap().1["published"], 0);
+    first.kill().await;
+    let killed = std::time::Instant::now();
+    eventually(
+        Duration::from_secs(10),
+        "the second relay takes over",
+        || async { second.readiness().await.is_some_and(|(s, _)| s == 200) },
+    )
+    .await;
+    eprintln!("taken over {:?} after the kill", killed.elapsed());
+    assert!(killed.elapsed() < Duration::from_secs(5));
+    place_orders(&db.pool, "two", 100, 8).await;
+    wait_until_published(&nats, &db, Duration::from_secs(20)).await;
+    assert_one_message_per_event_in_stream_order(
+        &stored_event_ids(&db).await,
+        &nats.messages(STREAM).await,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_stopped_under_load_and_restarted_loses_nothing() {
+    let db = TestDatabase::new().await;
+    let mut nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    let relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    let writer = {
+        let pool = db.pool.clone();
+        tokio::spawn(async move { place_orders(&pool, "k", 400, 8).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.stop().await;
+    eventually(
+        Duration::from_secs(15),
+        "the relay says it cannot publish",
+        || async { relay.readiness().await.is_some_and(|(s, _)| s == 503) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    nats.resume().await;
+    writer.await.unwrap();
+    wait_until_published(&nats, &db, Duration::from_secs(60)).await;
+    assert_one_message_per_event_in_stream_order(
+        &stored_event_ids(&db).await,
+        &nats.messages(STREAM).await,
+    );
+    eventually(Duration::from_secs(10), "lag recovers", || async {
+        relay
+            .readiness()
+            .await
+            .is_some_and(|(s, r)| s == 200 && r["lag_events"] == 0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_durable_tail_prints_each_event_once_and_continues_where_it_stopped() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 1_000).await;
+    let _relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    place_orders(&db.pool, "k", 6, 2).await;
+    wait_until_published(&nats, &db, Duration::from_secs(20)).await;
+    let tail = |limit| order_client::events::Tail {
+        nats_url: nats.url(),
+        stream: STREAM.to_owned(),
+        durable: "orders-only".to_owned(),
+        subject: "orders.acme.order.>".to_owned(),
+        limit: Some(limit),
+    };
+    let mut first = Vec::new();
+    assert_eq!(
+        order_client::events::tail(&tail(5), &mut first)
+            .await
+            .unwrap(),
+        5
+    );
+    let mut rest = Vec::new();
+    // 6 OrderPlaced and 2 OrderPaid: 3 more after the first 5.
+    assert_eq!(
+        order_client::events::tail(&tail(3), &mut rest)
+            .await
+            .unwrap(),
+        3
+    );
+    let lines: Vec<Value> = String::from_utf8(first)
+        .unwrap()
+        .lines()
+        .chain(String::from_utf8(rest).unwrap().lines())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect::<Vec<_>>();
+    let ids: HashSet<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 8, "each event once across the two runs");
+    assert!(lines.iter().all(|l| l["subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("orders.acme.order.")
+        && l["event"]["aggregate_type"] == "Order"));
+}
+
+#[tokio::test]
+async fn the_relay_refuses_bad_configuration_with_a_clear_message_and_a_failure_exit() {
+    for (variable, value, says) in [
+        ("DATABASE_URL", "not a url", "DATABASE_URL"),
+        ("NATS_URL", "http://[::1", "NATS_URL"),
+        (
+            "ORDERS_RELAY_STREAM",
+            "orders.events",
+            "ORDERS_RELAY_STREAM",
+        ),
+        ("ORDERS_RELAY_BIND", "nowhere", "--bind"),
+    ] {
+        let mut command = tokio::process::Command::new(SERVICE);
+        command
+            .arg("relay")
+            .env("DATABASE_URL", "postgres://u@127.0.0.1:1/db")
+            .env("NATS_URL", "nats://127.0.0.1:1")
+            .env("ORDERS_RELAY_BIND", "127.0.0.1:0")
+            .env(variable, value);
+        let output = tokio::time::timeout(Duration::from_secs(10), command.output())
+            .await
+            .expect("bad configuration fails at once, not after retries")
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{variable}={value}: {stderr}");
+        assert!(stderr.contains(says), "{variable}={value}: {stderr}");
+    }
+}
