@@ -23,12 +23,17 @@ pub struct ServiceProcess {
     child: Child,
     pub port: u16,
     pub pid: u32,
+    log: std::path::PathBuf,
 }
 
 impl ServiceProcess {
     /// Starts `binary serve` on `port` against `database_url`, with extra
     /// environment, and waits until /healthz answers.
     pub async fn start(binary: &str, database_url: &str, port: u16, env: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!(
+            "store-orders-service-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
         let mut command = Command::new(binary);
         command
             .arg("serve")
@@ -36,8 +41,9 @@ impl ServiceProcess {
             .env("ORDERS_JWT_SECRET", SECRET)
             .env("ORDERS_BIND", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .kill_on_drop(true);
         for (key, value) in env {
             command.env(key, value);
@@ -55,15 +61,42 @@ impl ServiceProcess {
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Self { child, port, pid };
+                return Self {
+                    child,
+                    port,
+                    pid,
+                    log,
+                };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("the service did not answer /healthz within 30 s");
+        panic!(
+            "the service did not answer /healthz within 30 s; it said:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM: the graceful shutdown (stop accepting, drain).
+    pub async fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await;
+    }
+
+    /// Waits for the process to exit.
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
+        self.child.wait().await.unwrap()
     }
 
     /// SIGKILL: no drain, no goodbye.
@@ -74,5 +107,11 @@ impl ServiceProcess {
     /// Whether the process is still running (not restarted, not crashed).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.log);
     }
 }

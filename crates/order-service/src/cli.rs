@@ -281,11 +281,15 @@ async fn migrate(url: &str) -> anyhow::Result<()> {
     let pool = sqlx::PgPool::connect(url)
         .await
         .with_context(|| format!("connecting to {}", redact(url)))?;
-    order_store::MIGRATOR
-        .run(&pool)
+    let applied = order_store::migrate(&pool)
         .await
         .context("applying migrations")?;
-    tracing::info!("migrations applied");
+    if applied == 0 {
+        tracing::info!("schema up to date");
+    } else {
+        tracing::info!(applied, "migrations applied");
+    }
+    pool.close().await;
     Ok(())
 }
 

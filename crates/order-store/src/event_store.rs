@@ -18,7 +18,7 @@ use sqlx::PgPool;
 use crate::catalogue_queries::CataloguePrice;
 use crate::error::{is_transient, is_unavailable, StoreError};
 use crate::projection::rows::ProjectionArrays;
-use crate::projection::{projection_error, ReadModelChanges};
+use crate::projection::{projection_error, ReadModelChanges, TenantChanges};
 use crate::shop_event::RecordedEvent;
 use crate::stream_kind::StreamKind;
 
@@ -278,14 +278,16 @@ impl AppendCall {
         pool: &PgPool,
         append: &Append<'_, A>,
     ) -> Result<Appended<A>, AppendFailure> {
-        let arrays = ProjectionArrays::from(&self.changes);
+        let empty = TenantChanges::default();
+        let changes = self.changes.of(append.tenant).unwrap_or(&empty);
+        let arrays = ProjectionArrays::of(append.tenant, changes);
         let answers: Vec<AppendAnswer> = sqlx::query_as(include_str!("sql/append_to_stream.sql"))
             .bind(append.tenant.as_str())
             .bind(A::TYPE)
             .bind(append.id)
             .bind(append.expected)
             .bind(&self.events)
-            .bind(self.changes.stock_guard())
+            .bind(changes.stock_guard(append.tenant))
             .bind(&self.prices)
             .bind(arrays.products)
             .bind(arrays.stock)

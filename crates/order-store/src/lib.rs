@@ -73,3 +73,38 @@ pub use shop_event::{DecodeError, RecordedEvent, ShopEvent};
 /// The schema migrations, embedded: `MIGRATOR.run(&pool)` brings a database
 /// to the schema this code expects.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Brings the database to this code's schema and says how many migrations
+/// it applied: 0 when another process (a replica starting at the same
+/// moment) already had. Replicas may all call it at once: one applies, the
+/// others wait and find nothing to do (sqlx's own lock serializes the runs;
+/// ours, around it, makes the count exact).
+pub async fn migrate(pool: &sqlx::PgPool) -> Result<usize, sqlx::Error> {
+    let mut lock = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended('store-orders migrate', 0))")
+        .execute(&mut *lock)
+        .await?;
+    let outcome = async {
+        let before = applied_migrations(pool).await?;
+        MIGRATOR.run(pool).await?;
+        Ok::<usize, sqlx::Error>(applied_migrations(pool).await?.saturating_sub(before))
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock(hashtextextended('store-orders migrate', 0))")
+        .execute(&mut *lock)
+        .await?;
+    outcome
+}
+
+async fn applied_migrations(pool: &sqlx::PgPool) -> Result<usize, sqlx::Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(0);
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await?;
+    Ok(usize::try_from(count).unwrap_or(0))
+}

@@ -19,7 +19,9 @@ pub enum ProjectionError {
     StockOverflow { tenant: TenantId, sku: Sku },
 }
 
-/// The row changes that a run of events makes to the read model.
+/// The row changes that a run of events makes to the read model, tenant by
+/// tenant (each tenant's are written with one call of `project_read_model`,
+/// whose every statement is that tenant's).
 ///
 /// Folding is order-sensitive only within a stream (events of one stream
 /// arrive in sequence order); across streams every change commutes: stock is
@@ -27,10 +29,16 @@ pub enum ProjectionError {
 /// transaction order rather than in the exact commit order.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ReadModelChanges {
+    tenants: BTreeMap<TenantId, TenantChanges>,
+}
+
+/// One tenant's row changes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TenantChanges {
     pub(crate) orders: BTreeMap<Uuid, OrderChange>,
     pub(crate) items: Vec<OrderItemSql>,
-    pub(crate) products: BTreeMap<(TenantId, Sku), ProductSql>,
-    pub(crate) stock: BTreeMap<(TenantId, Sku), StockChange>,
+    pub(crate) products: BTreeMap<Sku, ProductSql>,
+    pub(crate) stock: BTreeMap<Sku, StockChange>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,23 +69,36 @@ impl ReadModelChanges {
     }
 
     pub fn is_empty(&self) -> bool {
+        self.tenants.values().all(TenantChanges::is_empty)
+    }
+
+    /// Each tenant's changes.
+    pub fn tenants(&self) -> impl Iterator<Item = (&TenantId, &TenantChanges)> {
+        self.tenants.iter()
+    }
+
+    /// One tenant's changes (none if the events were not that tenant's).
+    pub fn of(&self, tenant: &TenantId) -> Option<&TenantChanges> {
+        self.tenants.get(tenant)
+    }
+
+    pub fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.tenants
+            .entry(recorded.tenant.clone())
+            .or_default()
+            .apply(recorded)
+    }
+}
+
+impl TenantChanges {
+    pub fn is_empty(&self) -> bool {
         self.orders.is_empty()
             && self.items.is_empty()
             && self.products.is_empty()
             && self.stock.is_empty()
     }
 
-    /// The products whose name or price the events (re)define.
-    pub fn defined_products(&self) -> impl Iterator<Item = &(TenantId, Sku)> {
-        self.products.keys()
-    }
-
-    /// The stock each SKU gains (positive) or loses (negative).
-    pub fn stock_changes(&self) -> &BTreeMap<(TenantId, Sku), StockChange> {
-        &self.stock
-    }
-
-    pub fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
+    fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
         match &recorded.event {
             ShopEvent::Order(event) => self.apply_order(recorded, event),
             ShopEvent::Product(
@@ -201,7 +222,7 @@ impl ReadModelChanges {
 
     fn define_product(&mut self, definition: &ProductDefinition) {
         self.products.insert(
-            (definition.tenant.clone(), definition.sku.clone()),
+            definition.sku.clone(),
             ProductSql {
                 tenant_id: definition.tenant.to_string(),
                 sku: definition.sku.to_string(),
@@ -222,7 +243,7 @@ impl ReadModelChanges {
     ) -> Result<(), ProjectionError> {
         let change = self
             .stock
-            .entry((tenant.clone(), sku.clone()))
+            .entry(sku.clone())
             .or_insert(StockChange { delta: 0, at });
         change.delta =
             change

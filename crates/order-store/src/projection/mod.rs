@@ -3,8 +3,8 @@
 //!
 //! [`ReadModelChanges`] folds events into row changes (pure, no I/O);
 //! [`write_changes`] hands a fold to the database function
-//! `project_read_model` (migration `..._projection_functions.sql`) as five
-//! arrays of rows. The live path folds the events of one command and passes
+//! `project_read_model` (migration 8), tenant by tenant, as five arrays of
+//! rows. The live path folds the events of one command and passes
 //! them to `append_to_stream`, which calls the same function in the transaction
 //! that appends them; the rebuild folds thousands of events per batch and
 //! writes them into shadow tables. The SQL names tables without a schema, so
@@ -14,6 +14,6 @@ mod changes;
 pub(crate) mod rows;
 mod writer;
 
-pub use changes::{ProjectionError, ReadModelChanges, StockChange};
+pub use changes::{ProjectionError, ReadModelChanges, StockChange, TenantChanges};
 pub(crate) use writer::projection_error;
 pub use writer::write_changes;

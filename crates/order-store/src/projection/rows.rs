@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::changes::{OrderChange, ReadModelChanges};
+use order_domain::TenantId;
+
+use super::changes::{OrderChange, TenantChanges};
 
 #[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "read_model_product")]
@@ -65,7 +67,7 @@ pub(crate) struct OrderItemSql {
     pub line_total: i64,
 }
 
-/// The five arrays `project_read_model` takes.
+/// The five arrays `project_read_model` takes with a tenant.
 #[derive(Debug, Default)]
 pub(crate) struct ProjectionArrays {
     pub products: Vec<ProductSql>,
@@ -75,14 +77,14 @@ pub(crate) struct ProjectionArrays {
     pub items: Vec<OrderItemSql>,
 }
 
-impl From<&ReadModelChanges> for ProjectionArrays {
-    fn from(changes: &ReadModelChanges) -> Self {
+impl ProjectionArrays {
+    pub(crate) fn of(tenant: &TenantId, changes: &TenantChanges) -> Self {
         let mut arrays = Self {
             products: changes.products.values().cloned().collect(),
             stock: changes
                 .stock
                 .iter()
-                .map(|((tenant, sku), c)| StockChangeSql {
+                .map(|(sku, c)| StockChangeSql {
                     tenant_id: tenant.to_string(),
                     sku: sku.to_string(),
                     delta: c.delta,
@@ -111,21 +113,21 @@ pub(crate) struct StockGuardSql {
     pub delta: Option<i64>,
 }
 
-impl ReadModelChanges {
+impl TenantChanges {
     /// The inventory rows the stock guard must lock: every stock change (to
     /// check) and every product definition (to lock only).
-    pub(crate) fn stock_guard(&self) -> Vec<StockGuardSql> {
+    pub(crate) fn stock_guard(&self, tenant: &TenantId) -> Vec<StockGuardSql> {
         let mut guard: Vec<StockGuardSql> = self
             .stock
             .iter()
-            .map(|((tenant, sku), c)| StockGuardSql {
+            .map(|(sku, c)| StockGuardSql {
                 tenant_id: tenant.to_string(),
                 sku: sku.to_string(),
                 delta: Some(c.delta),
             })
             .collect();
-        for (tenant, sku) in self.products.keys() {
-            if !self.stock.contains_key(&(tenant.clone(), sku.clone())) {
+        for sku in self.products.keys() {
+            if !self.stock.contains_key(sku) {
                 guard.push(StockGuardSql {
                     tenant_id: tenant.to_string(),
                     sku: sku.to_string(),

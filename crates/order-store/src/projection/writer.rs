@@ -6,24 +6,28 @@ use crate::error::{sqlstate, StoreError};
 
 /// Writes a fold of events into the read-model tables that `search_path`
 /// resolves (the live ones, or a rebuild's shadow tables), with one call of
-/// the `project_read_model` function, whatever the number of events.
+/// the `project_read_model` function per tenant, whatever the number of
+/// events.
 pub async fn write_changes(
     conn: &mut PgConnection,
     changes: &ReadModelChanges,
 ) -> Result<(), StoreError> {
-    if changes.is_empty() {
-        return Ok(());
+    for (tenant, changes) in changes.tenants() {
+        if changes.is_empty() {
+            continue;
+        }
+        let arrays = ProjectionArrays::of(tenant, changes);
+        sqlx::query("SELECT project_read_model($1, $2, $3, $4, $5, $6)")
+            .bind(tenant.as_str())
+            .bind(arrays.products)
+            .bind(arrays.stock)
+            .bind(arrays.orders)
+            .bind(arrays.updates)
+            .bind(arrays.items)
+            .execute(&mut *conn)
+            .await
+            .map_err(projection_error)?;
     }
-    let arrays = ProjectionArrays::from(changes);
-    sqlx::query("SELECT project_read_model($1, $2, $3, $4, $5)")
-        .bind(arrays.products)
-        .bind(arrays.stock)
-        .bind(arrays.orders)
-        .bind(arrays.updates)
-        .bind(arrays.items)
-        .execute(&mut *conn)
-        .await
-        .map_err(projection_error)?;
     Ok(())
 }
 

@@ -9,5 +9,6 @@ CROSS JOIN LATERAL (
            array_agg(i.unit_price ORDER BY i.line_no) AS unit_prices,
            array_agg(i.line_total ORDER BY i.line_no) AS line_totals
     FROM store_order_items AS i
-    WHERE i.order_id = o.id
+    WHERE i.tenant_id = o.tenant_id
+      AND i.order_id = o.id
 ) AS items
