@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod app;
+pub mod browser;
 pub mod commit_cutting_proxy;
 pub mod database;
 pub mod fixtures;
+pub mod http_proxy;
 pub mod nats;
 pub mod own_cluster;
 pub mod proxy;

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - `routes/`: one module per resource (checkout, orders, products,
-//!   operations), each handler annotated for the OpenAPI document.
+//!   operations), each handler annotated for the OpenAPI document; and
+//!   `shop.rs`, the checkout page (`../shop/`, embedded).
 //! - `auth.rs`: HS256 JWTs; the tenant and role come from the token only.
 //! - `extract.rs`: extractors whose failures name the offending field.
 //! - `problem.rs`: every error answer is an RFC 9457 problem.
@@ -79,6 +80,9 @@ pub fn app(state: AppState, request_timeout: Duration) -> Router {
         .route("/readyz", get(routes::operations::readyz))
         .route("/metrics", get(routes::operations::metrics))
         .route("/openapi.json", get(routes::operations::openapi))
+        .route("/shop", get(routes::shop::page))
+        .route("/shop/app.js", get(routes::shop::script))
+        .route("/shop/app.css", get(routes::shop::style))
         .with_state(state);
     with_middleware(api, request_timeout)
 }
