@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use order_domain::order::OrderEvent;
 use order_domain::{StockDelta, StockReason};
-use order_store::rebuild::{
+use order_store::{CatalogueCommands, CheckoutError, OrderCommands, StoreError};
+use rebuild_projections::rebuild::{
     rebuild, table_checksum, RebuildError, RebuildMode, RebuildOptions, Silent, READ_MODEL_TABLES,
 };
-use order_store::{CatalogueCommands, CheckoutError, OrderCommands, StoreError};
 use rebuild_projections::synthetic_history::{generate, HistorySpec};
 use store_orders_tests::fixtures::*;
 use store_orders_tests::TestDatabase;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use order_service::Role;
-use order_store::rebuild::{rebuild, RebuildMode, RebuildOptions};
+use rebuild_projections::rebuild::{rebuild, RebuildMode, RebuildOptions};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use store_orders_tests::app::token_for;

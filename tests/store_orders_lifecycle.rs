@@ -330,7 +330,7 @@ async fn the_verify_fold_notices_a_corrupted_row() {
         .execute(&db.pool)
         .await
         .unwrap();
-    let report = order_store::rebuild::verify(&db.pool, "fold_check")
+    let report = rebuild_projections::rebuild::verify(&db.pool, "fold_check")
         .await
         .unwrap();
     assert!(!report.is_clean());

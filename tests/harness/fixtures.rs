@@ -123,7 +123,7 @@ pub async fn on_hand(pool: &PgPool, tenant_slug: &str, sku_code: &str) -> i64 {
 /// The read model must equal a fresh fold of the events table: replays
 /// every event through the projections into a shadow schema and compares.
 pub async fn assert_read_model_matches_events(pool: &PgPool) {
-    let report = order_store::rebuild::verify(pool, "fold_check")
+    let report = rebuild_projections::rebuild::verify(pool, "fold_check")
         .await
         .unwrap();
     assert!(
@@ -142,7 +142,7 @@ impl RecordedWaits {
     }
 }
 
-impl order_store::rebuild::RebuildProgress for RecordedWaits {
+impl rebuild_projections::rebuild::RebuildProgress for RecordedWaits {
     fn waiting(&self, why: &str) {
         self.0.lock().unwrap().push(why.to_owned());
     }

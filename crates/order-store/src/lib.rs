@@ -1,6 +1,8 @@
 //! The PostgreSQL side of store-orders: the event store, the read model it
-//! keeps in the same transaction, the commands and queries the HTTP service
-//! calls, and the projection rebuild.
+//! keeps in the same transaction, and the commands and queries the HTTP
+//! service calls. (The rebuild of the read model from the events is the
+//! `rebuild-projections` crate; it folds events through this crate's
+//! `projection`.)
 //!
 //! The guarantee this crate exists for: a checkout retried with the same
 //! (tenant, Idempotency-Key) never creates a second order nor takes stock
@@ -30,10 +32,9 @@
 //! - `catalogue_commands.rs`: [`CatalogueCommands`]: products and stock moves.
 //! - `projection/`: events to row changes (pure), handed to the database's
 //!   `project_read_model`; one implementation for the live path and the
-//!   rebuild.
+//!   rebuild (`rebuild-projections`).
 //! - `order_queries.rs`, `catalogue_queries.rs`: the read model's queries.
 //! - `shop_event.rs`: all streams' events, as the projections read them.
-//! - `rebuild/`: commit-order replay into shadow tables, compare, swap.
 //! - `sql/`: the queries, one file each (the write path's SQL is in the
 //!   migrations, as functions).
 
@@ -53,7 +54,6 @@ mod shop_event;
 mod stream_kind;
 
 pub mod projection;
-pub mod rebuild;
 
 pub use catalogue_commands::{CatalogueCommands, CatalogueError, StockMovement};
 pub use catalogue_queries::{CataloguePrice, CatalogueQueries, ProductPage};

@@ -12,11 +12,11 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
-use order_store::rebuild::{
+use crate::rebuild::{
     rebuild, RebuildError, RebuildMode, RebuildOptions, RebuildProgress, RebuildSummary, Stage,
 };
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::postgres::PgPoolOptions;
 
 #[derive(Debug, Parser)]
@@ -36,7 +36,7 @@ struct Cli {
     #[arg(long)]
     in_place: bool,
     /// Events per batch.
-    #[arg(long, default_value_t = order_store::rebuild::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+    #[arg(long, default_value_t = crate::rebuild::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     batch_size: i64,
     /// Schema for the shadow tables (replaced if it exists).
     #[arg(long, default_value = "projection_rebuild")]

@@ -95,14 +95,14 @@ async fn main() -> anyhow::Result<()> {
     // Baseline: read and decode every event in commit order, write nothing.
     let mut reader = pool.acquire().await?;
     let started = Instant::now();
-    let mut cursor = order_store::rebuild::EventCursor::default();
+    let mut cursor = rebuild_projections::rebuild::EventCursor::default();
     let mut read = 0_u64;
     loop {
-        let batch = order_store::rebuild::read_events(
+        let batch = rebuild_projections::rebuild::read_events(
             &mut reader,
             cursor,
-            order_store::rebuild::DEFAULT_BATCH_SIZE,
-            order_store::rebuild::ReadLimit::EndedTransactions,
+            rebuild_projections::rebuild::DEFAULT_BATCH_SIZE,
+            rebuild_projections::rebuild::ReadLimit::EndedTransactions,
         )
         .await?;
         let Some((last, _)) = batch.last() else { break };

@@ -7,7 +7,7 @@
 
 use sqlx::PgConnection;
 
-use crate::error::StoreError;
+use order_store::StoreError;
 
 /// The tables the projections write, parents before children.
 pub const READ_MODEL_TABLES: [&str; 3] = ["inventory", "store_orders", "store_order_items"];

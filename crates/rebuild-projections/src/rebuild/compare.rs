@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 
 use super::shadow::{ShadowTables, READ_MODEL_TABLES};
-use crate::error::StoreError;
+use order_store::StoreError;
 
 /// How one table differs between live and shadow.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //!
 //! 1. **Replay** (service running): events are read in (transaction id,
 //!    position) order from transactions that have ended (see `reader`),
-//!    folded through the same [`crate::projection`] code as the live write
+//!    folded through the same [`order_store::projection`] code as the live write
 //!    path, and written in batches, one transaction each, into shadow tables
 //!    (see `shadow`). A reader task decodes and folds the next batch while the
 //!    current one is written.
@@ -39,8 +39,8 @@ use shadow::RelaxedChecks;
 use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::mpsc;
 
-use crate::error::StoreError;
-use crate::projection::{write_changes, ReadModelChanges};
+use order_store::projection::{write_changes, ReadModelChanges};
+use order_store::StoreError;
 
 /// Events per batch: enough to amortise round trips (measured: 10,000 is ~7%
 /// faster than 5,000 on a million events), small enough that the rebuild's
@@ -124,6 +124,14 @@ impl From<sqlx::Error> for RebuildError {
     fn from(err: sqlx::Error) -> Self {
         Self::Store(err.into())
     }
+}
+
+/// SQLSTATE 55P03: `lock_timeout` ran out before the cut-over's locks were
+/// all taken.
+fn is_lock_not_available(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "55P03")
 }
 
 /// Rebuilds (or verifies) the read model. See the module documentation.
@@ -243,7 +251,7 @@ async fn check_migrations(conn: &mut PgConnection) -> Result<(), RebuildError> {
         }
         Err(e) => return Err(e.into()),
     };
-    let missing: Vec<String> = crate::MIGRATOR
+    let missing: Vec<String> = order_store::MIGRATOR
         .iter()
         .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
         .map(|m| format!("{} {}", m.version, m.description))
@@ -324,7 +332,7 @@ async fn replay_committed(
 
 fn fold(
     cursor: EventCursor,
-    events: &[(EventCursor, crate::RecordedEvent)],
+    events: &[(EventCursor, order_store::RecordedEvent)],
 ) -> Result<FoldedBatch, StoreError> {
     let changes = ReadModelChanges::from_events(events.iter().map(|(_, e)| e))
         .map_err(|e| StoreError::Internal(format!("cannot project events: {e}")))?;
@@ -464,7 +472,7 @@ async fn lock_for_cut_over(
                     .await?;
                 return Ok(());
             }
-            Err(e) if crate::error::sqlstate(&e).as_deref() == Some("55P03") => {
+            Err(e) if is_lock_not_available(&e) => {
                 sqlx::query("ROLLBACK TO SAVEPOINT cut_over_locks")
                     .execute(&mut *conn)
                     .await?;

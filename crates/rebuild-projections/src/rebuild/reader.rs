@@ -10,8 +10,8 @@
 
 use sqlx::PgConnection;
 
-use crate::error::StoreError;
-use crate::shop_event::{RecordedEvent, ShopEvent};
+use order_store::StoreError;
+use order_store::{RecordedEvent, ShopEvent};
 
 /// Where a replay stands: the last event read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -54,8 +54,8 @@ pub async fn read_events(
     read_limit: ReadLimit,
 ) -> Result<Vec<(EventCursor, RecordedEvent)>, StoreError> {
     let sql = match read_limit {
-        ReadLimit::EndedTransactions => include_str!("../sql/read_events_below_horizon.sql"),
-        ReadLimit::Everything => include_str!("../sql/read_events_all.sql"),
+        ReadLimit::EndedTransactions => include_str!("../../sql/read_events_below_horizon.sql"),
+        ReadLimit::Everything => include_str!("../../sql/read_events_all.sql"),
     };
     let rows: Vec<EventRow> = sqlx::query_as(sql)
         .bind(cursor.transaction_id.to_string())
