@@ -270,7 +270,8 @@ async fn health_and_readiness_report_the_database_migrations_and_projector() {
     assert_eq!(ready["migrations"], "applied");
     assert_eq!(ready["projector"]["running"], true);
     assert_eq!(ready["projector"]["mode"], "inline");
-    assert!(ready["projector"]["lag_events"].as_i64().is_some());
+    assert_eq!(ready["projector"]["lag_events"], 0, "projected inline");
+    assert!(ready["commit_order"]["held_back_events"].as_i64().is_some());
 }
 
 #[tokio::test]
@@ -304,6 +305,8 @@ async fn metrics_count_requests_by_route_and_status_and_commands_by_outcome() {
         r#"orders_commands_total{command="checkout",outcome="replayed"}"#,
         "orders_projector_lag_events",
         "orders_projector_lag_seconds",
+        "orders_commit_order_held_back_events",
+        "orders_commit_order_held_back_seconds",
         "orders_events_applied_total",
     ] {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");

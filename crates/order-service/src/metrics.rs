@@ -54,12 +54,23 @@ fn describe() {
     );
     metrics::describe_gauge!(
         "orders_projector_lag_events",
-        "Committed events a commit-order reader cannot read yet (held back by a running transaction)"
+        "Events appended but not yet in the read model: 0, the projector runs in the append's transaction"
     );
     metrics::describe_gauge!(
         "orders_projector_lag_seconds",
+        "How long the oldest event not yet in the read model has waited: 0, projected inline"
+    );
+    metrics::describe_gauge!(
+        "orders_commit_order_held_back_events",
+        "Committed events a commit-order reader (relay, rebuild) cannot read yet: held back by a running transaction"
+    );
+    metrics::describe_gauge!(
+        "orders_commit_order_held_back_seconds",
         "Age of the oldest running transaction holding back commit-order readers"
     );
+    // Projected inline: the read model is never behind the events.
+    metrics::gauge!("orders_projector_lag_events").set(0.0);
+    metrics::gauge!("orders_projector_lag_seconds").set(0.0);
 }
 
 /// Records one command's outcome.

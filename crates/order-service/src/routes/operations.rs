@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use order_api::{ProjectorStatus, Readiness};
+use order_api::{CommitOrderStatus, ProjectorStatus, Readiness};
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -15,7 +15,9 @@ pub async fn healthz() -> Response {
 }
 
 /// Ready to serve: the database answers, the migrations are applied, the
-/// projector runs. The body gives the projector's lag.
+/// projector runs (inline, so never behind). The body also says how far
+/// commit-order readers (relay, rebuild) are held back by running
+/// transactions.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
@@ -48,6 +50,10 @@ async fn check(state: &AppState) -> Readiness {
             lag_events: 0,
             lag_seconds: 0.0,
         },
+        commit_order: CommitOrderStatus {
+            held_back_events: 0,
+            held_back_seconds: 0.0,
+        },
     };
     let applied: Result<Vec<i64>, sqlx::Error> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
@@ -77,11 +83,13 @@ async fn check(state: &AppState) -> Readiness {
         return readiness;
     }
     readiness.migrations = "applied".into();
-    match projector_lag(&state.pool).await {
+    match commit_order_held_back(&state.pool).await {
         Ok((events, seconds)) => {
+            // The database answered with the schema in place: the inline
+            // projector runs with every append.
             readiness.projector.running = true;
-            readiness.projector.lag_events = events;
-            readiness.projector.lag_seconds = seconds;
+            readiness.commit_order.held_back_events = events;
+            readiness.commit_order.held_back_seconds = seconds;
             readiness.ready = true;
         }
         Err(e) => readiness.database = format!("error: {e}"),
@@ -92,12 +100,13 @@ async fn check(state: &AppState) -> Readiness {
 /// How far a commit-order reader is held back: committed events it cannot
 /// read yet (from transactions at or above the snapshot's xmin), and the age
 /// of the oldest transaction holding them back.
-pub async fn projector_lag(pool: &sqlx::PgPool) -> Result<(i64, f64), sqlx::Error> {
-    let (events, seconds): (i64, f64) = sqlx::query_as(include_str!("../sql/projector_lag.sql"))
-        .fetch_one(pool)
-        .await?;
-    metrics::gauge!("orders_projector_lag_events").set(events as f64);
-    metrics::gauge!("orders_projector_lag_seconds").set(seconds);
+pub async fn commit_order_held_back(pool: &sqlx::PgPool) -> Result<(i64, f64), sqlx::Error> {
+    let (events, seconds): (i64, f64) =
+        sqlx::query_as(include_str!("../sql/commit_order_held_back.sql"))
+            .fetch_one(pool)
+            .await?;
+    metrics::gauge!("orders_commit_order_held_back_events").set(events as f64);
+    metrics::gauge!("orders_commit_order_held_back_seconds").set(seconds);
     Ok((events, seconds))
 }
 
@@ -105,8 +114,8 @@ pub async fn projector_lag(pool: &sqlx::PgPool) -> Result<(i64, f64), sqlx::Erro
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // Refresh the lag gauges; a database error leaves their last values.
-    let _ = projector_lag(&state.pool).await;
+    // Refresh the held-back gauges; a database error leaves their last values.
+    let _ = commit_order_held_back(&state.pool).await;
     state.metrics.run_upkeep();
     (
         [(
