@@ -593,3 +593,57 @@ async fn whole_numbers_written_with_a_decimal_point_or_exponent_are_those_number
         .await;
     problem(fraction, StatusCode::UNPROCESSABLE_ENTITY, "invalid-body").await;
 }
+
+#[tokio::test]
+async fn the_order_channel_header_is_recorded_with_the_order_and_is_not_part_of_its_identity() {
+    let app = shop().await;
+    let token = app.customer("acme", "cust-1");
+    let send = |key: &'static str, channel: Option<&'static str>| {
+        let mut request = app
+            .request(Method::POST, "/v1/checkout", &token)
+            .header("idempotency-key", key);
+        if let Some(channel) = channel {
+            request = request.header("order-channel", channel);
+        }
+        request.json(&dog_food(1)).send()
+    };
+    json(
+        send("from-page", Some("shop")).await.unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    json(send("from-api", None).await.unwrap(), StatusCode::CREATED).await;
+    // A retry from another channel is the same checkout: a replay, and the
+    // channel of the first attempt stays.
+    json(
+        send("from-page", Some("api")).await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    for bad in ["pos", "unrecorded", "SHOP", ""] {
+        let response = send("bad-channel", Some(bad)).await.unwrap();
+        let problem = problem(response, StatusCode::BAD_REQUEST, "invalid-header").await;
+        assert_eq!(problem["field"], "order-channel", "{bad}: {problem}");
+    }
+    let channels: Vec<(String, String)> = sqlx::query_as(
+        "SELECT idempotency_key, payload->'OrderPlaced'->>'channel' FROM events \
+         WHERE event_type = 'OrderPlaced' ORDER BY idempotency_key",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        channels,
+        vec![
+            ("from-api".to_owned(), "api".to_owned()),
+            ("from-page".to_owned(), "shop".to_owned()),
+        ]
+    );
+    let versions: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT event_version FROM events WHERE event_type = 'OrderPlaced'",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(versions, vec!["2".to_owned()]);
+}

@@ -118,8 +118,9 @@ async fn every_event_of_orders_placed_concurrently_arrives_once_and_in_stream_or
         .find(|(subject, _, _)| subject.ends_with(".order.OrderPlaced"))
         .unwrap();
     assert!(placed_subject.starts_with("orders.acme.order."));
-    assert_eq!(placed["event_version"], "1");
+    assert_eq!(placed["event_version"], "2", "published as stored");
     assert!(placed["payload"]["OrderPlaced"]["order_number"].is_string());
+    assert_eq!(placed["payload"]["OrderPlaced"]["channel"], "api");
     assert_eq!(placed["metadata"]["tenant_id"], "acme");
     assert!(placed["position"].as_i64().unwrap() > 0);
     let (status, readiness) = relay.readiness().await.unwrap();

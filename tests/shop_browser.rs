@@ -164,6 +164,13 @@ async fn a_double_click_on_place_order_places_one_order_and_takes_stock_once() {
     assert_eq!(orders.len(), 1, "one order for a double click");
     assert_eq!(orders[0].0, number);
     assert_eq!(app.on_hand("acme", "DOG-FOOD").await, 8, "one decrement");
+    let channel: String = sqlx::query_scalar(
+        "SELECT payload->'OrderPlaced'->>'channel' FROM events WHERE event_type = 'OrderPlaced'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(channel, "shop", "the page says where the order came from");
     assert!(status(client).await.contains(&number));
     assert_eq!(
         pending_key(client).await,

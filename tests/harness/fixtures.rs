@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use order_domain::{
-    Currency, CustomerId, IdempotencyKey, Money, OrderId, ProductName, Quantity, Sku, StockDelta,
-    StockReason, TenantId,
+    Currency, CustomerId, IdempotencyKey, Money, OrderChannel, OrderId, ProductName, Quantity, Sku,
+    StockDelta, StockReason, TenantId,
 };
 use order_store::{Actor, CatalogueCommands, Checkout, CommandContext, RequestedLine};
 use sqlx::PgPool;
@@ -68,6 +68,7 @@ pub fn checkout(customer_id: &str, key_text: &str, lines: &[(&str, i64)]) -> Che
             .collect(),
         note: None,
         at: now(),
+        channel: OrderChannel::Api,
     }
 }
 

@@ -36,6 +36,9 @@ pub const MAX_UNIT_PRICE: i64 = 1_000_000_000_000;
 /// The client's name for one checkout attempt (or stock movement), reused on
 /// every retry of it.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Where a checkout comes from: `api` (the default) or `shop`. Optional;
+/// recorded with the order, not part of its identity.
+pub const ORDER_CHANNEL: &str = "order-channel";
 /// `true` on an answer that replays an earlier request with the same key.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 /// Echoed on every response; generated when the client sent none.
@@ -178,6 +181,15 @@ pub struct Product {
 pub struct ProductList {
     pub products: Vec<Product>,
     pub next: Option<String>,
+}
+
+/// The values a request may give `Order-Channel` (the OpenAPI document's
+/// enum; the service parses the header into the domain's `OrderChannel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderChannelName {
+    Api,
+    Shop,
 }
 
 /// `GET /readyz`.

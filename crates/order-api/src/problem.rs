@@ -65,6 +65,7 @@ pub enum ProblemKind {
     MalformedBody,
     InvalidBody,
     InvalidQuery,
+    InvalidHeader,
     UnsupportedMediaType,
     PayloadTooLarge,
     Unauthenticated,
@@ -77,7 +78,7 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 19] = [
+    pub const ALL: [ProblemKind; 20] = [
         Self::IdempotencyKeyMissing,
         Self::IdempotencyKeyInvalid,
         Self::IdempotencyKeyReused,
@@ -88,6 +89,7 @@ impl ProblemKind {
         Self::MalformedBody,
         Self::InvalidBody,
         Self::InvalidQuery,
+        Self::InvalidHeader,
         Self::UnsupportedMediaType,
         Self::PayloadTooLarge,
         Self::Unauthenticated,
@@ -111,6 +113,7 @@ impl ProblemKind {
             Self::MalformedBody => "malformed-body",
             Self::InvalidBody => "invalid-body",
             Self::InvalidQuery => "invalid-query",
+            Self::InvalidHeader => "invalid-header",
             Self::UnsupportedMediaType => "unsupported-media-type",
             Self::PayloadTooLarge => "payload-too-large",
             Self::Unauthenticated => "unauthenticated",
@@ -134,7 +137,8 @@ impl ProblemKind {
             Self::IdempotencyKeyMissing
             | Self::IdempotencyKeyInvalid
             | Self::MalformedBody
-            | Self::InvalidQuery => StatusCode::BAD_REQUEST,
+            | Self::InvalidQuery
+            | Self::InvalidHeader => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -164,6 +168,7 @@ impl ProblemKind {
             Self::MalformedBody => "Malformed request body",
             Self::InvalidBody => "Invalid request body",
             Self::InvalidQuery => "Invalid query parameter",
+            Self::InvalidHeader => "Invalid request header",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge => "Request body too large",
             Self::Unauthenticated => "Authentication required",

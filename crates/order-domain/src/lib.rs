@@ -17,6 +17,8 @@
 //! - `money.rs`: [`Money`] (integer minor units) and [`Currency`] (ISO 4217).
 //! - `order_id.rs`: [`OrderId`], [`StockAdjustmentId`], [`ProductId`]: stream ids.
 //! - `order_number.rs`: [`OrderNumber`], what a customer quotes to support.
+//! - `order_channel.rs`: [`OrderChannel`], where a checkout came from
+//!   (recorded in `OrderPlaced` since its version 2).
 //! - `checkout_fingerprint.rs`: [`CheckoutFingerprint`], tells a replay from a
 //!   reused key.
 //!
@@ -34,6 +36,7 @@ mod customer_id;
 mod idempotency_key;
 mod invalid_value;
 mod money;
+mod order_channel;
 mod order_id;
 mod order_note;
 mod order_number;
@@ -58,6 +61,7 @@ pub use idempotency_key::IdempotencyKey;
 pub use invalid_value::InvalidValue;
 pub use money::{Currency, Money, MoneyError};
 pub use order::{Order, OrderStatus};
+pub use order_channel::OrderChannel;
 pub use order_id::{OrderId, ProductId, StockAdjustmentId};
 pub use order_note::OrderNote;
 pub use order_number::OrderNumber;

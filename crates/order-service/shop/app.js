@@ -90,7 +90,10 @@ async function api(method, path, { body, key } = {}) {
   try {
     const headers = { Authorization: `Bearer ${state.token}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (key) headers['Idempotency-Key'] = key;
+    if (key) {
+      headers['Idempotency-Key'] = key;
+      headers['Order-Channel'] = 'shop'; // recorded with the order
+    }
     const response = await fetch(path, {
       method,
       headers,

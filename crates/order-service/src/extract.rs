@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use order_api::ProblemKind;
-use order_domain::{IdempotencyKey, OrderId, Sku};
+use order_domain::{IdempotencyKey, OrderChannel, OrderId, Sku};
 use serde::de::DeserializeOwned;
 
 use crate::problem::ApiError;
@@ -134,6 +134,37 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
         key_from_header(text)
             .map(Self)
             .map_err(|e| invalid(format!("the Idempotency-Key {}", e.reason)))
+    }
+}
+
+/// `Order-Channel` (optional): where a checkout comes from, `api` (the
+/// default) or `shop` (the checkout page). Recorded in `OrderPlaced`; not
+/// part of the checkout's identity (a retry from another channel is the
+/// same checkout).
+#[derive(Debug, Clone, Copy)]
+pub struct OrderChannelHeader(pub OrderChannel);
+
+impl<S: Send + Sync> FromRequestParts<S> for OrderChannelHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut values = parts.headers.get_all(order_api::ORDER_CHANNEL).iter();
+        let Some(value) = values.next() else {
+            return Ok(Self(OrderChannel::default()));
+        };
+        let invalid = |why: &str| {
+            ApiError::new(ProblemKind::InvalidHeader, format!("Order-Channel {why}"))
+                .with_field(order_api::ORDER_CHANNEL)
+        };
+        if values.next().is_some() {
+            return Err(invalid("may be given once"));
+        }
+        value
+            .to_str()
+            .ok()
+            .and_then(|text| OrderChannel::from_request(text).ok())
+            .map(Self)
+            .ok_or_else(|| invalid("must be `api` or `shop`"))
     }
 }
 

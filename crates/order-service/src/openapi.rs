@@ -59,6 +59,8 @@ use crate::routes;
         order_api::ProductList,
         order_api::Readiness,
         order_api::ProjectorStatus,
+        order_api::CommitOrderStatus,
+        order_api::OrderChannelName,
         order_api::ProblemDocument,
         order_api::ProblemExtensions,
     )),

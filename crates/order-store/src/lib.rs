@@ -34,7 +34,9 @@
 //!   `project_read_model`; one implementation for the live path and the
 //!   rebuild (`rebuild-projections`).
 //! - `order_queries.rs`, `catalogue_queries.rs`: the read model's queries.
-//! - `shop_event.rs`: all streams' events, as the projections read them.
+//! - `shop_event.rs`: all streams' events, as the projections read them,
+//!   and the one decoder of stored events (every version);
+//!   `event_upcasters.rs` brings old versions up to today's.
 //! - `sql/`: the queries, one file each (the write path's SQL is in the
 //!   migrations, as functions).
 
@@ -44,6 +46,7 @@ mod command_context;
 mod database_url;
 mod error;
 mod event_store;
+pub mod event_upcasters;
 mod execute;
 mod known_orders;
 mod order_commands;

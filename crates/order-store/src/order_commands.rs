@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use order_domain::order::{CancelledBy, OrderCommand, OrderError, PlaceOrder, PricedLine};
 use order_domain::{
-    CheckoutFingerprint, CustomerId, IdempotencyKey, Order, OrderId, OrderNote, Quantity, Sku,
-    TenantId,
+    CheckoutFingerprint, CustomerId, IdempotencyKey, Order, OrderChannel, OrderId, OrderNote,
+    Quantity, Sku, TenantId,
 };
 use sqlx::PgPool;
 
@@ -26,6 +26,8 @@ pub struct Checkout {
     pub lines: Vec<RequestedLine>,
     pub note: Option<OrderNote>,
     pub at: DateTime<Utc>,
+    /// Where the checkout came from (recorded in `OrderPlaced`).
+    pub channel: OrderChannel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,15 +107,18 @@ fn place_order_command(
         .first()
         .map(|l| l.unit_price.currency)
         .ok_or(CheckoutError::Rejected(OrderError::NoLines))?;
-    Ok(OrderCommand::PlaceOrder(PlaceOrder::new(
-        context.tenant.clone(),
-        checkout.idempotency_key.clone(),
-        checkout.customer.clone(),
-        currency,
-        lines,
-        checkout.note.clone(),
-        checkout.at,
-    )))
+    Ok(OrderCommand::PlaceOrder(
+        PlaceOrder::new(
+            context.tenant.clone(),
+            checkout.idempotency_key.clone(),
+            checkout.customer.clone(),
+            currency,
+            lines,
+            checkout.note.clone(),
+            checkout.at,
+        )
+        .from_channel(checkout.channel),
+    ))
 }
 
 /// Places, pays, ships and cancels orders. Each call is one command on one

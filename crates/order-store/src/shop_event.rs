@@ -5,8 +5,20 @@ use order_domain::product::ProductEvent;
 use order_domain::stock_adjustment::StockAdjustmentEvent;
 use order_domain::{IdempotencyKey, Order, Product, StockAdjustment, TenantId};
 
+use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
 use serde::Deserialize;
+
+use crate::event_upcasters;
+
+/// The version of an event type this code reads without upcasting (and
+/// writes).
+fn current_version(aggregate_type: &str, event_type: &str) -> &'static str {
+    match aggregate_type {
+        Order::TYPE => OrderEvent::current_version(event_type),
+        _ => "1",
+    }
+}
 
 /// One event of any stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,36 +49,72 @@ pub enum DecodeError {
 }
 
 impl ShopEvent {
-    /// Reads a stored payload. Every event type is at version 1; a later
-    /// version would be upcast here.
+    /// Reads a stored payload of any version this code knows: today's are
+    /// read as they are, older ones are upcast first (`event_upcasters.rs`).
     pub fn decode(
         aggregate_type: &str,
         event_type: &str,
         event_version: &str,
         payload: serde_json::Value,
     ) -> Result<Self, DecodeError> {
+        if event_upcasters::needs_upcasting(aggregate_type, event_type, event_version) {
+            return Self::decode_old(aggregate_type, event_type, event_version, payload);
+        }
         Self::decode_from(aggregate_type, event_type, event_version, payload)
     }
 
     /// Reads a stored payload from its JSON text, without an intermediate
-    /// `serde_json::Value` (the rebuild reads millions of them).
+    /// `serde_json::Value` when it is at today's version (the rebuild reads
+    /// millions of them).
     pub fn decode_text(
         aggregate_type: &str,
         event_type: &str,
         event_version: &str,
         payload: &str,
     ) -> Result<Self, DecodeError> {
+        if event_upcasters::needs_upcasting(aggregate_type, event_type, event_version) {
+            let payload = serde_json::from_str(payload).map_err(|e| DecodeError::BadPayload {
+                event_type: event_type.to_owned(),
+                reason: e.to_string(),
+            })?;
+            return Self::decode_old(aggregate_type, event_type, event_version, payload);
+        }
         let mut text = serde_json::Deserializer::from_str(payload);
         Self::decode_from(aggregate_type, event_type, event_version, &mut text)
     }
 
+    /// An event stored at an older version: upcast, then read.
+    fn decode_old(
+        aggregate_type: &str,
+        event_type: &str,
+        event_version: &str,
+        payload: serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        let upcast = event_upcasters::upcast(SerializedEvent {
+            aggregate_id: String::new(),
+            sequence: 0,
+            aggregate_type: aggregate_type.to_owned(),
+            event_type: event_type.to_owned(),
+            event_version: event_version.to_owned(),
+            payload,
+            metadata: serde_json::Value::Null,
+        });
+        Self::decode_from(
+            aggregate_type,
+            event_type,
+            &upcast.event_version,
+            upcast.payload,
+        )
+    }
+
+    /// Reads an event at today's version.
     fn decode_from<'de, D: serde::Deserializer<'de>>(
         aggregate_type: &str,
         event_type: &str,
         event_version: &str,
         payload: D,
     ) -> Result<Self, DecodeError> {
-        if event_version != "1" {
+        if event_version != current_version(aggregate_type, event_type) {
             return Err(DecodeError::UnsupportedVersion {
                 event_type: event_type.to_owned(),
                 version: event_version.to_owned(),

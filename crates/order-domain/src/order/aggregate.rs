@@ -179,6 +179,7 @@ impl Order {
             note: cmd.note.filter(|n| !n.as_str().is_empty()),
             fingerprint: cmd.fingerprint,
             placed_at: store_precision(cmd.placed_at),
+            channel: cmd.channel,
         })])
     }
 

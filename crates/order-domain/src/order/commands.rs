@@ -2,8 +2,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, Money, OrderNote, ProductName,
-    Quantity, Sku, TenantId,
+    CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, Money, OrderChannel, OrderNote,
+    ProductName, Quantity, Sku, TenantId,
 };
 
 /// What can be asked of an order.
@@ -29,11 +29,16 @@ pub struct PlaceOrder {
     /// [`CheckoutFingerprint`]); a replay must match it.
     pub fingerprint: CheckoutFingerprint,
     pub placed_at: DateTime<Utc>,
+    /// Where the checkout came from. Not part of the fingerprint: a retry
+    /// of a checkout from another channel is the same checkout.
+    pub channel: OrderChannel,
 }
 
 impl PlaceOrder {
     /// Builds the command and computes its fingerprint from the request's own
-    /// customer, lines and note, so the two cannot disagree.
+    /// customer, lines and note, so the two cannot disagree. The channel is
+    /// [`OrderChannel::Api`] unless [`PlaceOrder::from_channel`] says
+    /// otherwise.
     pub fn new(
         tenant: TenantId,
         idempotency_key: IdempotencyKey,
@@ -57,7 +62,13 @@ impl PlaceOrder {
             note,
             fingerprint,
             placed_at,
+            channel: OrderChannel::default(),
         }
+    }
+
+    /// The same checkout, recorded as coming from `channel`.
+    pub fn from_channel(self, channel: OrderChannel) -> Self {
+        Self { channel, ..self }
     }
 }
 

@@ -4,7 +4,8 @@ use cqrs_es::test::TestFramework;
 
 use super::*;
 use crate::test_support::*;
-use crate::{OrderId, OrderNumber};
+use crate::{OrderChannel, OrderId, OrderNumber};
+use cqrs_es::DomainEvent;
 
 type OrderTest = TestFramework<Order>;
 
@@ -111,11 +112,51 @@ fn it_places_an_order_on_the_first_checkout() {
         note: None,
         fingerprint: place.fingerprint.clone(),
         placed_at: at(0),
+        channel: OrderChannel::Api,
     });
     OrderTest::with(())
         .given_no_previous_events()
         .when(OrderCommand::PlaceOrder(place))
         .then_expect_events(vec![expected]);
+}
+
+#[test]
+fn it_records_the_channel_a_checkout_came_from() {
+    let place = checkout(vec![line("A", 1, 125_000)]).from_channel(OrderChannel::Shop);
+    let events = OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::PlaceOrder(place))
+        .inspect_result()
+        .unwrap();
+    match events.as_slice() {
+        [OrderEvent::OrderPlaced(placed)] => assert_eq!(placed.channel, OrderChannel::Shop),
+        other => panic!("expected one OrderPlaced, got {other:?}"),
+    }
+}
+
+#[test]
+fn it_replays_a_retry_from_another_channel_as_the_same_checkout() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(OrderCommand::PlaceOrder(
+            checkout(vec![line("A", 2, 125_000), line("B", 1, 5_000)])
+                .from_channel(OrderChannel::Shop),
+        ))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_writes_order_placed_at_version_2_and_the_other_order_events_at_version_1() {
+    let placed = placed(checkout(vec![line("A", 1, 1)]));
+    assert_eq!(placed.event_version(), "2");
+    assert_eq!(
+        OrderEvent::OrderPaid { paid_at: at(1) }.event_version(),
+        "1"
+    );
+    assert_eq!(
+        OrderEvent::OrderShipped { shipped_at: at(1) }.event_version(),
+        "1"
+    );
 }
 
 #[test]

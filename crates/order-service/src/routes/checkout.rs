@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
-use order_api::{CheckoutRequest, ProblemKind};
+use order_api::{CheckoutRequest, OrderChannelName, ProblemKind};
 use order_domain::order::OrderError;
 use order_domain::{Order, OrderNote, Quantity, Sku};
 use order_store::{Checkout, CheckoutError, CheckoutOutcome, RequestedLine};
@@ -14,7 +14,7 @@ use order_store::{Checkout, CheckoutError, CheckoutOutcome, RequestedLine};
 use super::json_answer;
 use crate::auth::Caller;
 use crate::convert;
-use crate::extract::{IdempotencyKeyHeader, JsonBody, RequestId};
+use crate::extract::{IdempotencyKeyHeader, JsonBody, OrderChannelHeader, RequestId};
 use crate::metrics;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -28,13 +28,15 @@ use crate::state::AppState;
     params(
         ("Idempotency-Key" = String, Header,
          description = "1 to 255 visible ASCII characters: a fresh UUIDv4 per checkout, reused on every retry of it"),
+        ("Order-Channel" = Option<OrderChannelName>, Header,
+         description = "Where the checkout comes from (recorded with the order, not part of its identity): `api` when absent"),
     ),
     responses(
         (status = 201, description = "The order was placed", body = order_api::Order,
          headers(("Location" = String, description = "/v1/orders/{id}"))),
         (status = 200, description = "A replay: the same order as the 201, as it stands now", body = order_api::Order,
          headers(("Idempotent-Replayed" = String, description = "true"))),
-        (status = 400, description = "Idempotency-Key missing or invalid, or malformed JSON", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 400, description = "Idempotency-Key missing or invalid, Order-Channel invalid, or malformed JSON", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "Out of stock", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = order_api::ProblemDocument, content_type = "application/problem+json"),
@@ -47,6 +49,7 @@ pub async fn checkout(
     State(state): State<AppState>,
     caller: Caller,
     IdempotencyKeyHeader(idempotency_key): IdempotencyKeyHeader,
+    OrderChannelHeader(channel): OrderChannelHeader,
     RequestId(request_id): RequestId,
     JsonBody(body): JsonBody<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
@@ -61,6 +64,7 @@ pub async fn checkout(
             .transpose()
             .map_err(|e| invalid("note", e.reason))?,
         at: Utc::now(),
+        channel,
     };
     match state.orders.place_order(&context, checkout).await {
         Ok(placed) => {
