@@ -35,8 +35,12 @@ impl Browser {
     pub async fn start() -> Self {
         let permit = BROWSERS.acquire().await.unwrap();
         let port = free_port();
+        // Its own process group, with the browser it starts: a test that
+        // fails before `close` still takes every Chromium process with it
+        // (Drop kills the group).
         let driver = Command::new(binary("CHROMEDRIVER", "/usr/bin/chromedriver"))
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -83,10 +87,20 @@ impl Browser {
         }
     }
 
-    /// Ends the session and the driver.
-    pub async fn close(mut self) {
+    /// Ends the session, then the driver and its browser (Drop).
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(group) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use order_domain::order::{CancelledBy, OrderCommand, OrderError, PlaceOrder, PricedLine};
+use order_domain::order::{
+    check_lines, CancelledBy, OrderCommand, OrderError, PlaceOrder, PricedLine,
+};
 use order_domain::{
     CheckoutFingerprint, CustomerId, IdempotencyKey, Order, OrderChannel, OrderId, OrderNote,
     Quantity, Sku, TenantId,
@@ -161,15 +163,9 @@ impl OrderCommands {
         context: &CommandContext,
         checkout: Checkout,
     ) -> Result<PlacedOrder, CheckoutError> {
-        if checkout.lines.is_empty() {
-            return Err(CheckoutError::Rejected(OrderError::NoLines));
-        }
-        if checkout.lines.len() > Order::MAX_LINES {
-            return Err(CheckoutError::Rejected(OrderError::TooManyLines {
-                count: checkout.lines.len(),
-                max: Order::MAX_LINES,
-            }));
-        }
+        // Before any round trip: the rules the aggregate will apply anyway.
+        check_lines(checkout.lines.iter().map(|line| &line.sku))
+            .map_err(|broken| CheckoutError::Rejected(broken.error))?;
         let tenant = &context.tenant;
         let order_id = OrderId::for_checkout(tenant, &checkout.idempotency_key);
         let id = order_id.to_string();

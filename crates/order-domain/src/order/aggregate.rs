@@ -1,13 +1,11 @@
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, SubsecRound, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CancelledBy, OrderAction, OrderCancelled, OrderCommand, OrderError, OrderEvent, OrderLine,
-    OrderPlaced, PlaceOrder, StockLine,
+    check_lines, CancelledBy, OrderAction, OrderCancelled, OrderCommand, OrderError, OrderEvent,
+    OrderLine, OrderPlaced, PlaceOrder, StockLine,
 };
 use crate::{
     CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, InvalidValue, Money, OrderId,
@@ -130,22 +128,10 @@ impl Order {
                 .check_retry(&cmd.tenant, &cmd.idempotency_key, &cmd.fingerprint)
                 .map(|_| vec![]);
         }
-        if cmd.lines.is_empty() {
-            return Err(OrderError::NoLines);
-        }
-        if cmd.lines.len() > Self::MAX_LINES {
-            return Err(OrderError::TooManyLines {
-                count: cmd.lines.len(),
-                max: Self::MAX_LINES,
-            });
-        }
-        let mut seen = BTreeSet::new();
+        check_lines(cmd.lines.iter().map(|line| &line.sku)).map_err(|broken| broken.error)?;
         let mut total = Money::zero(cmd.currency);
         let mut lines = Vec::with_capacity(cmd.lines.len());
         for line in cmd.lines {
-            if !seen.insert(line.sku.clone()) {
-                return Err(OrderError::DuplicateSku { sku: line.sku });
-            }
             if line.unit_price.currency != cmd.currency {
                 return Err(OrderError::CurrencyMismatch {
                     sku: line.sku,

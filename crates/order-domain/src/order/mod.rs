@@ -2,6 +2,7 @@
 //! cancelled.
 
 mod aggregate;
+mod checkout_rules;
 mod commands;
 mod errors;
 mod events;
@@ -9,6 +10,7 @@ mod events;
 mod tests;
 
 pub use aggregate::{Order, OrderDetails, OrderStatus};
+pub use checkout_rules::{check_lines, LineRuleBroken};
 pub use commands::{CancelledBy, OrderCommand, PlaceOrder, PricedLine};
 pub use errors::{OrderAction, OrderError};
 pub use events::{OrderCancelled, OrderEvent, OrderLine, OrderPlaced, StockLine};

@@ -1,13 +1,11 @@
 //! `POST /v1/checkout`: the idempotent checkout.
 
-use std::collections::HashSet;
-
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use order_api::{CheckoutRequest, OrderChannelName, ProblemKind};
-use order_domain::order::OrderError;
+use order_domain::order::{check_lines, OrderError};
 use order_domain::{Order, OrderNote, Quantity, Sku};
 use order_store::{Checkout, CheckoutError, CheckoutOutcome, RequestedLine};
 
@@ -104,36 +102,32 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
     ApiError::new(ProblemKind::InvalidBody, format!("{field}: {reason}")).with_field(field)
 }
 
-/// 1 to 100 lines, each a valid SKU at most once with a quantity of 1 to 10000.
+/// Each line a valid SKU and quantity; then the domain's line rules
+/// (`order_domain::order::check_lines`: 1 to 100 lines, each SKU once),
+/// with the offending field named.
 pub fn parse_lines(body: &CheckoutRequest) -> Result<Vec<RequestedLine>, ApiError> {
-    if body.lines.is_empty() {
-        return Err(invalid("lines", "an order needs at least one line"));
-    }
     if body.lines.len() > Order::MAX_LINES {
+        // Before parsing each line: a 100,000-line body is refused whole.
         return Err(invalid(
             "lines",
-            format!(
-                "at most {} lines; got {}",
-                Order::MAX_LINES,
-                body.lines.len()
-            ),
+            OrderError::TooManyLines {
+                count: body.lines.len(),
+                max: Order::MAX_LINES,
+            },
         ));
     }
-    let mut seen = HashSet::with_capacity(body.lines.len());
     let mut lines = Vec::with_capacity(body.lines.len());
     for (i, line) in body.lines.iter().enumerate() {
         let sku = Sku::try_from(line.sku.as_str())
             .map_err(|e| invalid(&format!("lines[{i}].sku"), e.reason))?;
         let quantity = Quantity::try_from(line.quantity)
             .map_err(|e| invalid(&format!("lines[{i}].quantity"), e.reason))?;
-        if !seen.insert(sku.clone()) {
-            return Err(invalid(
-                &format!("lines[{i}].sku"),
-                format!("{sku} appears on more than one line; put the whole quantity on one line"),
-            ));
-        }
         lines.push(RequestedLine { sku, quantity });
     }
+    check_lines(lines.iter().map(|line| &line.sku)).map_err(|broken| match broken.line {
+        Some(i) => invalid(&format!("lines[{i}].sku"), broken.error),
+        None => invalid("lines", broken.error),
+    })?;
     Ok(lines)
 }
 
