@@ -183,15 +183,6 @@ pub struct ProductList {
     pub next: Option<String>,
 }
 
-/// The values a request may give `Order-Channel` (the OpenAPI document's
-/// enum; the service parses the header into the domain's `OrderChannel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderChannelName {
-    Api,
-    Shop,
-}
-
 /// `GET /readyz`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {

@@ -60,7 +60,6 @@ use crate::routes;
         order_api::Readiness,
         order_api::ProjectorStatus,
         order_api::CommitOrderStatus,
-        order_api::OrderChannelName,
         order_api::ProblemDocument,
         order_api::ProblemExtensions,
     )),
@@ -194,6 +193,9 @@ fn refine_parameter(parameter: &mut Value) {
             "pattern": order_api::IDEMPOTENCY_KEY_PATTERN,
             "example": "7f2b9a3e-5c1d-4e8f-9a6b-1c2d3e4f5a6b"
         }),
+        (Some("header"), Some("Order-Channel")) => json!({
+            "type": "string", "enum": ["api", "shop"], "default": "api"
+        }),
         (Some("path"), Some("sku")) => json!({
             "type": "string", "minLength": 1, "maxLength": 64,
             "pattern": order_api::SKU_PATTERN, "example": "DOG-FOOD-3KG"
@@ -320,6 +322,14 @@ mod tests {
         assert!(checkout["responses"]["201"]["links"]["GetOrder"].is_object());
         let key = &checkout["parameters"][0]["schema"];
         assert_eq!(key["maxLength"], 255);
+        let channel = &checkout["parameters"][1];
+        assert_eq!(channel["name"], "Order-Channel");
+        assert_eq!(channel["required"], false);
+        assert_eq!(
+            channel["schema"]["enum"],
+            json!(["api", "shop"]),
+            "{channel}"
+        );
         let problem = &doc["components"]["schemas"]["Problem"];
         let type_format = problem["allOf"]
             .as_array()

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
-use order_api::{CheckoutRequest, OrderChannelName, ProblemKind};
+use order_api::{CheckoutRequest, ProblemKind};
 use order_domain::order::{check_lines, OrderError};
 use order_domain::{Order, OrderNote, Quantity, Sku};
 use order_store::{Checkout, CheckoutError, CheckoutOutcome, RequestedLine};
@@ -26,7 +26,7 @@ use crate::state::AppState;
     params(
         ("Idempotency-Key" = String, Header,
          description = "1 to 255 visible ASCII characters: a fresh UUIDv4 per checkout, reused on every retry of it"),
-        ("Order-Channel" = Option<OrderChannelName>, Header,
+        ("Order-Channel" = Option<String>, Header,
          description = "Where the checkout comes from (recorded with the order, not part of its identity): `api` when absent"),
     ),
     responses(
