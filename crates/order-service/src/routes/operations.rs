@@ -1,4 +1,5 @@
-//! Liveness, readiness, metrics and the OpenAPI document (no auth).
+//! Liveness, readiness and metrics (no auth). The OpenAPI document is
+//! served by `openapi.rs`, which describes these routes.
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -125,11 +126,4 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-/// This API's OpenAPI 3.1 document, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "OpenAPI 3.1 document")))]
-pub async fn openapi() -> Response {
-    Json(crate::openapi::document()).into_response()
 }

@@ -7,7 +7,10 @@ use order_domain::stock_adjustment::StockAdjustmentEvent;
 use order_domain::{OrderStatus, Sku, TenantId};
 use uuid::Uuid;
 
-use super::rows::{OrderItemSql, OrderSql, OrderUpdateSql, ProductSql};
+use super::rows::{
+    OrderItemSql, OrderSql, OrderUpdateSql, ProductSql, ProjectionArrays, StockChangeSql,
+    StockGuardSql,
+};
 use crate::shop_event::{RecordedEvent, ShopEvent};
 
 /// Why events could not be folded.
@@ -255,5 +258,60 @@ impl TenantChanges {
                 })?;
         change.at = change.at.max(at);
         Ok(())
+    }
+}
+
+// The fold as the arrays `project_read_model` and the stock guard take.
+
+impl ProjectionArrays {
+    pub(crate) fn of(tenant: &TenantId, changes: &TenantChanges) -> Self {
+        let mut arrays = Self {
+            products: changes.products.values().cloned().collect(),
+            stock: changes
+                .stock
+                .iter()
+                .map(|(sku, c)| StockChangeSql {
+                    tenant_id: tenant.to_string(),
+                    sku: sku.to_string(),
+                    delta: c.delta,
+                    changed_at: c.at,
+                })
+                .collect(),
+            items: changes.items.clone(),
+            ..Self::default()
+        };
+        for change in changes.orders.values() {
+            match change {
+                OrderChange::Insert(order) => arrays.orders.push(order.clone()),
+                OrderChange::Update(update) => arrays.updates.push(update.clone()),
+            }
+        }
+        arrays
+    }
+}
+
+impl TenantChanges {
+    /// The inventory rows the stock guard must lock: every stock change (to
+    /// check) and every product definition (to lock only).
+    pub(crate) fn stock_guard(&self, tenant: &TenantId) -> Vec<StockGuardSql> {
+        let mut guard: Vec<StockGuardSql> = self
+            .stock
+            .iter()
+            .map(|(sku, c)| StockGuardSql {
+                tenant_id: tenant.to_string(),
+                sku: sku.to_string(),
+                delta: Some(c.delta),
+            })
+            .collect();
+        for sku in self.products.keys() {
+            if !self.stock.contains_key(sku) {
+                guard.push(StockGuardSql {
+                    tenant_id: tenant.to_string(),
+                    sku: sku.to_string(),
+                    delta: None,
+                });
+            }
+        }
+        guard
     }
 }

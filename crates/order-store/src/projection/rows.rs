@@ -5,10 +5,6 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use order_domain::TenantId;
-
-use super::changes::{OrderChange, TenantChanges};
-
 #[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "read_model_product")]
 pub(crate) struct ProductSql {
@@ -77,33 +73,6 @@ pub(crate) struct ProjectionArrays {
     pub items: Vec<OrderItemSql>,
 }
 
-impl ProjectionArrays {
-    pub(crate) fn of(tenant: &TenantId, changes: &TenantChanges) -> Self {
-        let mut arrays = Self {
-            products: changes.products.values().cloned().collect(),
-            stock: changes
-                .stock
-                .iter()
-                .map(|(sku, c)| StockChangeSql {
-                    tenant_id: tenant.to_string(),
-                    sku: sku.to_string(),
-                    delta: c.delta,
-                    changed_at: c.at,
-                })
-                .collect(),
-            items: changes.items.clone(),
-            ..Self::default()
-        };
-        for change in changes.orders.values() {
-            match change {
-                OrderChange::Insert(order) => arrays.orders.push(order.clone()),
-                OrderChange::Update(update) => arrays.updates.push(update.clone()),
-            }
-        }
-        arrays
-    }
-}
-
 /// A row the stock guard locks: `delta` to check, or None (a definition).
 #[derive(Debug, Clone, PartialEq, sqlx::Type)]
 #[sqlx(type_name = "stock_guard_row")]
@@ -111,30 +80,4 @@ pub(crate) struct StockGuardSql {
     pub tenant_id: String,
     pub sku: String,
     pub delta: Option<i64>,
-}
-
-impl TenantChanges {
-    /// The inventory rows the stock guard must lock: every stock change (to
-    /// check) and every product definition (to lock only).
-    pub(crate) fn stock_guard(&self, tenant: &TenantId) -> Vec<StockGuardSql> {
-        let mut guard: Vec<StockGuardSql> = self
-            .stock
-            .iter()
-            .map(|(sku, c)| StockGuardSql {
-                tenant_id: tenant.to_string(),
-                sku: sku.to_string(),
-                delta: Some(c.delta),
-            })
-            .collect();
-        for sku in self.products.keys() {
-            if !self.stock.contains_key(sku) {
-                guard.push(StockGuardSql {
-                    tenant_id: tenant.to_string(),
-                    sku: sku.to_string(),
-                    delta: None,
-                });
-            }
-        }
-        guard
-    }
 }
