@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -252,9 +253,20 @@ async fn nats_stopped_under_load_and_restarted_loses_nothing() {
     let mut nats = NatsServer::start().await;
     stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
     let relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    // Orders keep coming until NATS is back: the relay must have events to
+    // publish while the broker is down, however fast this machine places
+    // them (a fixed number of orders could all be published before NATS
+    // stops).
+    let writing = Arc::new(AtomicBool::new(true));
     let writer = {
-        let pool = db.pool.clone();
-        tokio::spawn(async move { place_orders(&pool, "k", 400, 8).await })
+        let (pool, writing) = (db.pool.clone(), writing.clone());
+        tokio::spawn(async move {
+            let mut round = 0;
+            while writing.load(Ordering::SeqCst) && round < 1_000 {
+                place_orders(&pool, &format!("k{round}"), 8, 8).await;
+                round += 1;
+            }
+        })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
     nats.stop().await;
@@ -266,6 +278,7 @@ async fn nats_stopped_under_load_and_restarted_loses_nothing() {
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     nats.resume().await;
+    writing.store(false, Ordering::SeqCst);
     writer.await.unwrap();
     wait_until_published(&nats, &db, Duration::from_secs(60)).await;
     assert_one_message_per_event_in_stream_order(
