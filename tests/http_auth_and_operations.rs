@@ -326,6 +326,20 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
     )
     .await;
     assert_eq!(doc["openapi"], "3.1.0");
+    // docs/openapi.json, beside the contract (docs/API.md), is this very
+    // document: a change to the API changes the committed file in the same
+    // commit, or this fails.
+    let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    let served = serde_json::to_string_pretty(&doc).unwrap() + "\n";
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(committed_path, &served).unwrap();
+    }
+    let committed = std::fs::read_to_string(committed_path).unwrap_or_default();
+    assert!(
+        committed == served,
+        "docs/openapi.json is not the document the service serves; rewrite it with \
+         UPDATE_OPENAPI=1 cargo test --test http_auth_and_operations the_openapi_document"
+    );
     let parsed: utoipa::openapi::OpenApi =
         serde_json::from_value(doc.clone()).expect("a well-formed OpenAPI document");
     let routes = [

@@ -1,4 +1,4 @@
-//! The HTTP contract of store-orders (`shared/spec/http-api.md`) as types:
+//! The HTTP contract of store-orders (`docs/API.md`) as types:
 //! one definition for the service, the typed client and the OpenAPI document.
 //!
 //! Requests keep loose types (`String`, `i64`) on purpose: the service parses
