@@ -5,7 +5,7 @@
 //! verifies clean, and new events (version 2) join it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use order_domain::{OrderChannel, OrderId, OrderNote};
+use order_domain::{OrderChannel, OrderId};
 use order_store::{CheckoutOutcome, OrderCommands};
 use rebuild_projections::rebuild::{table_checksum, READ_MODEL_TABLES};
 use rebuild_projections::{rebuild, verify, RebuildMode, RebuildOptions};
@@ -122,9 +122,13 @@ async fn old_streams_load_for_commands_and_new_version_2_events_join_them() {
     let customer = as_customer("demo", "customer-1");
     // The first checkout of the old history, retried today: its v1
     // OrderPlaced is read (upcast) and the retry is a replay of it.
-    let mut retry = checkout("customer-1", "k-1", &[("CHEW-TOY", 1), ("DOG-FOOD-3KG", 2)]);
-    retry.note = Some(OrderNote::try_from("leave at the door").unwrap());
-    retry.channel = OrderChannel::Shop;
+    let retry = checkout_with_note(
+        "customer-1",
+        "k-1",
+        &[("CHEW-TOY", 1), ("DOG-FOOD-3KG", 2)],
+        Some("leave at the door"),
+    )
+    .from_channel(OrderChannel::Shop);
     let replayed = orders.place_order(&customer, retry).await.unwrap();
     assert_eq!(replayed.outcome, CheckoutOutcome::Replayed);
     assert_eq!(replayed.order.order_number, "ORD-Z8SB-VFY5-J6JQ");

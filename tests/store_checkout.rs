@@ -98,8 +98,12 @@ async fn the_order_is_readable_the_moment_checkout_returns() {
     stocked_product(&db.pool, "acme", "A", 1_000, 10).await;
     stocked_product(&db.pool, "acme", "B", 250, 10).await;
     let commands = OrderCommands::new(db.pool.clone());
-    let mut request = checkout("cust-1", "k", &[("B", 1), ("A", 2)]);
-    request.note = Some("leave at the door".try_into().unwrap());
+    let request = checkout_with_note(
+        "cust-1",
+        "k",
+        &[("B", 1), ("A", 2)],
+        Some("leave at the door"),
+    );
     let placed = commands
         .place_order(&as_customer("acme", "cust-1"), request)
         .await

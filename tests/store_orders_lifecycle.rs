@@ -35,12 +35,12 @@ async fn an_order_goes_from_placed_to_paid_to_shipped_and_repeats_change_nothing
     let staff = as_staff("acme");
     let paid = orders.mark_paid(&staff, id, now()).await.unwrap();
     assert!(paid.changed);
-    assert_eq!(paid.order.status, OrderStatus::Paid);
+    assert_eq!(paid.order.status, order_api::OrderStatus::Paid);
     let again = orders.mark_paid(&staff, id, now()).await.unwrap();
     assert!(!again.changed);
     assert_eq!(again.order, paid.order);
     let shipped = orders.ship(&staff, id, now()).await.unwrap();
-    assert_eq!(shipped.order.status, OrderStatus::Shipped);
+    assert_eq!(shipped.order.status, order_api::OrderStatus::Shipped);
     assert!(shipped.order.updated_at >= paid.order.updated_at);
     assert!(!orders.ship(&staff, id, now()).await.unwrap().changed);
     let err = orders.cancel(&staff, id, now()).await.unwrap_err();
@@ -96,7 +96,7 @@ async fn cancelling_twice_restores_the_stock_once() {
     let second = orders.cancel(&customer, id, now()).await.unwrap();
     let by_staff = orders.cancel(&as_staff("acme"), id, now()).await.unwrap();
     assert!(first.changed && !second.changed && !by_staff.changed);
-    assert_eq!(second.order.status, OrderStatus::Cancelled);
+    assert_eq!(second.order.status, order_api::OrderStatus::Cancelled);
     assert_eq!(
         (
             on_hand(&db.pool, "acme", "A").await,
@@ -129,7 +129,7 @@ async fn a_customer_cannot_cancel_a_paid_order_but_staff_can() {
         "{err:?}"
     );
     let cancelled = orders.cancel(&as_staff("acme"), id, now()).await.unwrap();
-    assert_eq!(cancelled.order.status, OrderStatus::Cancelled);
+    assert_eq!(cancelled.order.status, order_api::OrderStatus::Cancelled);
     assert_eq!(on_hand(&db.pool, "acme", "A").await, 10);
     assert_read_model_matches_events(&db.pool).await;
 }

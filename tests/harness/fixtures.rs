@@ -1,11 +1,12 @@
 //! Builders for the shop's values and the common set-ups of a scenario.
 
 use chrono::{DateTime, TimeZone, Utc};
+use order_domain::order::{Checkout, RequestedLine};
 use order_domain::{
-    Currency, CustomerId, IdempotencyKey, Money, OrderChannel, OrderId, ProductName, Quantity, Sku,
+    Currency, CustomerId, IdempotencyKey, Money, OrderId, OrderNote, ProductName, Quantity, Sku,
     StockDelta, StockReason, TenantId,
 };
-use order_store::{Actor, CatalogueCommands, Checkout, CommandContext, RequestedLine};
+use order_store::{Actor, CatalogueCommands, CommandContext};
 use sqlx::PgPool;
 
 pub fn tenant(s: &str) -> TenantId {
@@ -56,20 +57,30 @@ pub fn as_staff(tenant_slug: &str) -> CommandContext {
 
 /// A checkout by `customer_id` with key `key_text` of `(sku, quantity)` lines.
 pub fn checkout(customer_id: &str, key_text: &str, lines: &[(&str, i64)]) -> Checkout {
-    Checkout {
-        idempotency_key: key(key_text),
-        customer: customer(customer_id),
-        lines: lines
+    checkout_with_note(customer_id, key_text, lines, None)
+}
+
+/// The same, with a note (part of what a retry must repeat).
+pub fn checkout_with_note(
+    customer_id: &str,
+    key_text: &str,
+    lines: &[(&str, i64)],
+    note: Option<&str>,
+) -> Checkout {
+    Checkout::new(
+        key(key_text),
+        customer(customer_id),
+        lines
             .iter()
             .map(|(s, q)| RequestedLine {
                 sku: sku(s),
                 quantity: Quantity::try_from(*q).unwrap(),
             })
             .collect(),
-        note: None,
-        at: now(),
-        channel: OrderChannel::Api,
-    }
+        note.map(|n| OrderNote::try_from(n).unwrap()),
+        now(),
+    )
+    .unwrap()
 }
 
 pub fn order_id(tenant_slug: &str, key_text: &str) -> OrderId {

@@ -24,12 +24,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use order_api::{CheckoutRequest, ProblemKind};
-use order_domain::{CheckoutFingerprint, OrderNote};
 use order_service::auth::Caller;
 use order_service::config::DatabaseConfig;
 use order_service::extract::{IdempotencyKeyHeader, JsonBody};
 use order_service::problem::ApiError;
-use order_service::routes::checkout::parse_lines;
+use order_service::routes::checkout::read_checkout;
 use order_service::routes::json_answer;
 use order_service::telemetry::{init_tracing, LogFormat};
 use order_service::JwtKeys;
@@ -117,18 +116,8 @@ async fn checkout(
     IdempotencyKeyHeader(key): IdempotencyKeyHeader,
     JsonBody(body): JsonBody<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
-    let customer = caller.customer_id()?;
-    let mut lines = parse_lines(&body)?;
-    let note = body
-        .note
-        .map(OrderNote::try_from)
-        .transpose()
-        .map_err(|e| ApiError::new(ProblemKind::InvalidBody, e.to_string()).with_field("note"))?;
-    let fingerprint = CheckoutFingerprint::of(
-        &customer,
-        lines.iter().map(|l| (&l.sku, l.quantity)),
-        note.as_ref(),
-    );
+    let checkout = read_checkout(key, caller.customer_id()?, body)?;
+    let mut lines = checkout.lines().to_vec();
     lines.sort_by(|a, b| a.sku.cmp(&b.sku));
     let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
     let quantities: Vec<i32> = lines
@@ -141,10 +130,10 @@ async fn checkout(
          FROM crud.process_checkout($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(caller.tenant.as_str())
-    .bind(key.as_str())
-    .bind(customer.as_str())
-    .bind(fingerprint.as_str())
-    .bind(note.as_ref().map(|n| n.as_str()))
+    .bind(checkout.idempotency_key().as_str())
+    .bind(checkout.customer().as_str())
+    .bind(checkout.fingerprint().as_str())
+    .bind(checkout.note().map(|n| n.as_str()))
     .bind(&skus)
     .bind(&quantities)
     .fetch_all(&state.pool)
@@ -172,8 +161,8 @@ async fn checkout(
             "shipped" => order_api::OrderStatus::Shipped,
             _ => order_api::OrderStatus::Cancelled,
         },
-        customer_id: customer.to_string(),
-        idempotency_key: Some(key.to_string()),
+        customer_id: checkout.customer().to_string(),
+        idempotency_key: Some(checkout.idempotency_key().to_string()),
         lines: rows
             .iter()
             .map(|r| order_api::OrderLine {

@@ -5,7 +5,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::order::{OrderCommand, OrderEvent, PlaceOrder, PricedLine};
 use crate::{
-    Currency, CustomerId, IdempotencyKey, Money, OrderNote, ProductName, Quantity, Sku, TenantId,
+    CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, Money, OrderChannel, OrderNote,
+    ProductName, Quantity, Sku, TenantId,
 };
 
 pub fn tenant(s: &str) -> TenantId {
@@ -70,15 +71,25 @@ pub fn checkout_by(
     lines: Vec<PricedLine>,
     order_note: Option<&str>,
 ) -> PlaceOrder {
-    PlaceOrder::new(
-        tenant("acme"),
-        key(idempotency_key),
-        customer(customer_id),
-        currency("PYG"),
+    // A literal, not `Checkout::priced`: the aggregate's own tests must be
+    // able to send it lines that `Checkout::new` would refuse.
+    let customer = customer(customer_id);
+    let note = order_note.map(note);
+    PlaceOrder {
+        tenant: tenant("acme"),
+        idempotency_key: key(idempotency_key),
+        fingerprint: CheckoutFingerprint::of(
+            &customer,
+            lines.iter().map(|l| (&l.sku, l.quantity)),
+            note.as_ref(),
+        ),
+        customer,
+        currency: currency("PYG"),
         lines,
-        order_note.map(note),
-        at(0),
-    )
+        note,
+        placed_at: at(0),
+        channel: OrderChannel::Api,
+    }
 }
 
 /// The events a first checkout produces, computed by the aggregate itself.

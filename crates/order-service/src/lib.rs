@@ -1,4 +1,4 @@
-//! The store-orders HTTP service: the contract of `shared/spec/http-api.md`
+//! The store-orders HTTP service: the contract of `docs/API.md`
 //! over `order-store`'s commands and queries.
 //!
 //! [`app`] builds the router from an [`AppState`] (tests call it with
@@ -28,7 +28,6 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
-mod convert;
 pub mod cursor;
 pub mod extract;
 pub mod metrics;

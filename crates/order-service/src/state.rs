@@ -3,7 +3,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use order_store::{CatalogueCommands, CatalogueQueries, OrderCommands, OrderQueries};
+use order_store::{CatalogueCommands, CatalogueQueries, OrderCommands, OrderQueries, StoreProbe};
 use sqlx::PgPool;
 
 use crate::auth::JwtKeys;
@@ -11,7 +11,8 @@ use crate::auth::JwtKeys;
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    /// The store's health, for `/readyz` and `/metrics`.
+    pub store: StoreProbe,
     pub orders: Arc<OrderCommands>,
     pub catalogue: Arc<CatalogueCommands>,
     pub order_queries: OrderQueries,
@@ -23,7 +24,7 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("pool", &self.pool)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
@@ -37,7 +38,7 @@ impl AppState {
             catalogue_queries: CatalogueQueries::new(pool.clone()),
             keys,
             metrics: crate::metrics::prometheus(),
-            pool,
+            store: StoreProbe::new(pool),
         }
     }
 }

@@ -15,7 +15,6 @@ use crate::error::{StockRejection, StoreError};
 use crate::event_store::{EventStore, Stream};
 use crate::execute::{execute, ExecuteError};
 use crate::order_commands::CheckoutOutcome;
-use crate::order_view::ProductView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
@@ -39,7 +38,7 @@ pub enum CatalogueError {
 /// request booked the movement or found it booked under the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockMovement {
-    pub product: ProductView,
+    pub product: order_api::Product,
     pub outcome: CheckoutOutcome,
 }
 
@@ -72,7 +71,7 @@ impl CatalogueCommands {
         name: ProductName,
         unit_price: Money,
         at: DateTime<Utc>,
-    ) -> Result<ProductView, CatalogueError> {
+    ) -> Result<order_api::Product, CatalogueError> {
         let id = ProductId::new(&context.tenant, &sku);
         let command = ProductCommand::DefineProduct(DefineProduct {
             tenant: context.tenant.clone(),
@@ -152,7 +151,7 @@ impl CatalogueCommands {
         &self,
         context: &CommandContext,
         sku: Sku,
-    ) -> Result<ProductView, CatalogueError> {
+    ) -> Result<order_api::Product, CatalogueError> {
         self.queries
             .find_product(&context.tenant, &sku)
             .await?

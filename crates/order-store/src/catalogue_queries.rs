@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 
+use order_api::Product;
 use order_domain::{Currency, Money, ProductName, Sku, TenantId};
 use sqlx::PgPool;
 
 use crate::error::StoreError;
-use crate::order_view::ProductView;
 
 /// A product's current name and price, for pricing a checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub struct CataloguePrice {
 /// One page of products, in SKU order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductPage {
-    pub products: Vec<ProductView>,
+    pub products: Vec<Product>,
     /// The SKU to continue after, when there may be more.
     pub next: Option<String>,
 }
@@ -37,12 +37,15 @@ impl CatalogueQueries {
         &self,
         tenant: &TenantId,
         sku: &Sku,
-    ) -> Result<Option<ProductView>, StoreError> {
-        Ok(sqlx::query_as(include_str!("sql/find_product.sql"))
-            .bind(tenant.as_str())
-            .bind(sku.as_str())
-            .fetch_optional(&self.pool)
-            .await?)
+    ) -> Result<Option<Product>, StoreError> {
+        Ok(sqlx::query_file_as!(
+            Product,
+            "src/sql/find_product.sql",
+            tenant.as_str(),
+            sku.as_str()
+        )
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Products after the SKU `after`, at most `limit` (1 to 100).
@@ -53,12 +56,15 @@ impl CatalogueQueries {
         after: Option<&str>,
     ) -> Result<ProductPage, StoreError> {
         let limit = limit.clamp(1, 100);
-        let mut products: Vec<ProductView> = sqlx::query_as(include_str!("sql/list_products.sql"))
-            .bind(tenant.as_str())
-            .bind(after.unwrap_or(""))
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut products = sqlx::query_file_as!(
+            Product,
+            "src/sql/list_products.sql",
+            tenant.as_str(),
+            after.unwrap_or(""),
+            i64::from(limit) + 1
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let next = if products.len() > usize::from(limit) {
             products.truncate(usize::from(limit));
             products.last().map(|p| p.sku.clone())
@@ -74,15 +80,14 @@ impl CatalogueQueries {
         tenant: &TenantId,
         skus: &[&Sku],
     ) -> Result<HashMap<Sku, CataloguePrice>, StoreError> {
-        let names: Vec<&str> = skus.iter().map(|s| s.as_str()).collect();
-        let rows: Vec<(String, String, i64, String)> =
-            sqlx::query_as(include_str!("sql/catalogue_prices.sql"))
-                .bind(tenant.as_str())
-                .bind(&names)
-                .fetch_all(&self.pool)
-                .await?;
+        let names: Vec<String> = skus.iter().map(|s| s.to_string()).collect();
+        let rows = sqlx::query_file!("src/sql/catalogue_prices.sql", tenant.as_str(), &names[..])
+            .fetch_all(&self.pool)
+            .await?;
         let mut prices = HashMap::with_capacity(rows.len());
-        for (sku, name, unit_price, currency) in rows {
+        for row in rows {
+            let (sku, name, unit_price, currency) =
+                (row.sku, row.name, row.unit_price, row.currency);
             let unreadable = |e: order_domain::InvalidValue| {
                 StoreError::Internal(format!("inventory row {sku}: {e}"))
             };

@@ -159,12 +159,15 @@ impl EventStore {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Stream<A>, StoreError> {
-        let rows: Vec<StoredEvent> = sqlx::query_as(include_str!("sql/load_stream.sql"))
-            .bind(tenant.as_str())
-            .bind(A::TYPE)
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query_file_as!(
+            StoredEvent,
+            "src/sql/load_stream.sql",
+            tenant.as_str(),
+            A::TYPE,
+            id
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut stream = Stream::empty();
         stream.apply(
             rows.into_iter()

@@ -34,11 +34,21 @@
 //!   `project_read_model`; one implementation for the live path and the
 //!   rebuild (`rebuild-projections`).
 //! - `order_queries.rs`, `catalogue_queries.rs`: the read model's queries.
+//! - `store_health.rs`: [`StoreProbe`]: does the database answer, are the
+//!   migrations applied, how far are commit-order readers held back
+//!   (`/readyz`, `/metrics`).
 //! - `shop_event.rs`: all streams' events, as the projections read them,
 //!   and the one decoder of stored events (every version);
 //!   `event_upcasters.rs` brings old versions up to today's.
-//! - `sql/`: the queries, one file each (the write path's SQL is in the
-//!   migrations, as functions).
+//! - `order_view.rs`: the answers are the contract's own types
+//!   (`order_api::Order`, `order_api::Product`); an order from its events
+//!   and from its rows compare equal (`tests/order_shape.rs`).
+//! - `sql/`: the queries, one whole statement per file, run with sqlx's
+//!   `query_file_as!` so the columns they name and read are checked against
+//!   the migrated schema at compile time (`.sqlx/` at the workspace root,
+//!   `scripts/sqlx-prepare`). The write path's SQL is in the migrations, as
+//!   functions, called with runtime-bound composite arrays, which sqlx's
+//!   macros cannot type.
 
 mod catalogue_commands;
 mod catalogue_queries;
@@ -54,6 +64,7 @@ mod order_queries;
 mod order_view;
 mod price_cache;
 mod shop_event;
+mod store_health;
 mod stream_kind;
 
 pub mod projection;
@@ -64,14 +75,14 @@ pub use command_context::{Actor, CommandContext, TENANT_METADATA_KEY};
 pub use database_url::with_database;
 pub use error::{StockRejection, StoreError};
 pub use order_commands::{
-    Checkout, CheckoutError, CheckoutOutcome, OrderCommandError, OrderCommands, OrderTransition,
-    PlacedOrder, RequestedLine,
+    CheckoutError, CheckoutOutcome, OrderCommandError, OrderCommands, OrderTransition, PlacedOrder,
 };
 pub use order_queries::{
     InvalidCursor, OrderCursor, OrderFilter, OrderPage, OrderQueries, OrderVisibility,
 };
-pub use order_view::{OrderLineView, OrderView, ProductView};
+pub use order_view::status_of;
 pub use shop_event::{DecodeError, RecordedEvent, ShopEvent};
+pub use store_health::{CommitOrderHoldBack, StoreHealth, StoreProbe};
 
 /// The schema migrations, embedded: `MIGRATOR.run(&pool)` brings a database
 /// to the schema this code expects.

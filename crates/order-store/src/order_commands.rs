@@ -2,13 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use order_domain::order::{
-    check_lines, CancelledBy, OrderCommand, OrderError, PlaceOrder, PricedLine,
-};
-use order_domain::{
-    CheckoutFingerprint, CustomerId, IdempotencyKey, Order, OrderChannel, OrderId, OrderNote,
-    Quantity, Sku, TenantId,
-};
+use order_domain::order::{CancelledBy, Checkout, OrderCommand, OrderError};
+use order_domain::{Order, OrderId, Sku, TenantId};
 use sqlx::PgPool;
 
 use crate::catalogue_queries::{CataloguePrice, CatalogueQueries};
@@ -17,26 +12,8 @@ use crate::error::StoreError;
 use crate::event_store::{Append, Appended, EventStore, Refusal, Stream};
 use crate::execute::{count_rerun, decide, execute, ExecuteError, CONFLICT_ATTEMPTS};
 use crate::known_orders::KnownOrders;
-use crate::order_view::OrderView;
+use crate::order_view::order_of;
 use crate::price_cache::PriceCache;
-
-/// A checkout as the customer sent it: SKUs and quantities, no prices.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkout {
-    pub idempotency_key: IdempotencyKey,
-    pub customer: CustomerId,
-    pub lines: Vec<RequestedLine>,
-    pub note: Option<OrderNote>,
-    pub at: DateTime<Utc>,
-    /// Where the checkout came from (recorded in `OrderPlaced`).
-    pub channel: OrderChannel,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestedLine {
-    pub sku: Sku,
-    pub quantity: Quantity,
-}
 
 /// Whether a checkout placed the order now or found it placed by an earlier
 /// request with the same key.
@@ -48,7 +25,7 @@ pub enum CheckoutOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlacedOrder {
-    pub order: OrderView,
+    pub order: order_api::Order,
     pub outcome: CheckoutOutcome,
 }
 
@@ -56,7 +33,7 @@ pub struct PlacedOrder {
 /// (false: it had already happened).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderTransition {
-    pub order: OrderView,
+    pub order: order_api::Order,
     pub changed: bool,
 }
 
@@ -94,33 +71,18 @@ fn place_order_command(
     checkout: &Checkout,
     prices: &[CataloguePrice],
 ) -> Result<OrderCommand, CheckoutError> {
-    let lines: Vec<PricedLine> = checkout
-        .lines
-        .iter()
-        .zip(prices)
-        .map(|(requested, price)| PricedLine {
-            sku: requested.sku.clone(),
-            name: price.name.clone(),
-            quantity: requested.quantity,
-            unit_price: price.unit_price,
+    let mut prices = prices.iter();
+    checkout
+        .priced(context.tenant.clone(), |_| {
+            prices
+                .next()
+                .map(|price| (price.name.clone(), price.unit_price))
         })
-        .collect();
-    let currency = lines
-        .first()
-        .map(|l| l.unit_price.currency)
-        .ok_or(CheckoutError::Rejected(OrderError::NoLines))?;
-    Ok(OrderCommand::PlaceOrder(
-        PlaceOrder::new(
-            context.tenant.clone(),
-            checkout.idempotency_key.clone(),
-            checkout.customer.clone(),
-            currency,
-            lines,
-            checkout.note.clone(),
-            checkout.at,
-        )
-        .from_channel(checkout.channel),
-    ))
+        .map(OrderCommand::PlaceOrder)
+        .map_err(|refused| match refused {
+            OrderError::UnknownSku { sku } => CheckoutError::UnknownSku { sku },
+            other => CheckoutError::Rejected(other),
+        })
 }
 
 /// Places, pays, ships and cancels orders. Each call is one command on one
@@ -163,18 +125,10 @@ impl OrderCommands {
         context: &CommandContext,
         checkout: Checkout,
     ) -> Result<PlacedOrder, CheckoutError> {
-        // Before any round trip: the rules the aggregate will apply anyway.
-        check_lines(checkout.lines.iter().map(|line| &line.sku))
-            .map_err(|broken| CheckoutError::Rejected(broken.error))?;
         let tenant = &context.tenant;
-        let order_id = OrderId::for_checkout(tenant, &checkout.idempotency_key);
+        let order_id = OrderId::for_checkout(tenant, checkout.idempotency_key());
         let id = order_id.to_string();
-        let fingerprint = CheckoutFingerprint::of(
-            &checkout.customer,
-            checkout.lines.iter().map(|l| (&l.sku, l.quantity)),
-            checkout.note.as_ref(),
-        );
-        let skus: Vec<&Sku> = checkout.lines.iter().map(|l| &l.sku).collect();
+        let skus: Vec<&Sku> = checkout.lines().iter().map(|l| &l.sku).collect();
         let metadata = context.metadata()?;
         // A key seen here before is most likely a retry: read it (see
         // known_orders.rs). Anything else is assumed new.
@@ -189,10 +143,10 @@ impl OrderCommands {
                 self.known.insert(*order_id.as_uuid());
                 let order = stream
                     .aggregate
-                    .check_retry(tenant, &checkout.idempotency_key, &fingerprint)
+                    .check_retry(tenant, checkout.idempotency_key(), checkout.fingerprint())
                     .map_err(CheckoutError::Rejected)?;
                 return Ok(PlacedOrder {
-                    order: OrderView::from(order),
+                    order: order_of(order),
                     outcome: CheckoutOutcome::Replayed,
                 });
             }
@@ -224,7 +178,7 @@ impl OrderCommands {
             match self.store.append(&append).await? {
                 Appended::Stored => {
                     self.known.insert(*order_id.as_uuid());
-                    let order = after.details().map(OrderView::from).ok_or_else(|| {
+                    let order = after.details().map(order_of).ok_or_else(|| {
                         StoreError::Internal("a placed order has no details".into())
                     })?;
                     return Ok(PlacedOrder {
@@ -371,7 +325,7 @@ impl OrderCommands {
         let order = executed
             .aggregate
             .details()
-            .map(OrderView::from)
+            .map(order_of)
             .ok_or(OrderCommandError::NotFound)?;
         Ok(OrderTransition {
             order,

@@ -2,15 +2,15 @@
 //! and for a customer to their own orders: someone else's order is simply
 //! not found.
 
-use std::sync::LazyLock;
-
 use chrono::{DateTime, TimeZone, Utc};
 use order_domain::{CustomerId, OrderId, OrderStatus, TenantId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::order_view::{OrderLineView, OrderView};
+use order_api::{Order, OrderLine};
+
+use crate::order_view::status_of;
 
 /// Whose orders a reader may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub struct OrderFilter {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderPage {
-    pub orders: Vec<OrderView>,
+    pub orders: Vec<Order>,
     pub next: Option<OrderCursor>,
 }
 
@@ -90,7 +90,9 @@ pub struct OrderQueries {
     pool: PgPool,
 }
 
-#[derive(sqlx::FromRow)]
+/// A row of the order queries (`sql/find_order.sql`, `sql/list_orders_*.sql`):
+/// sqlx checks at compile time that the statements' columns have these
+/// names and types.
 struct OrderRow {
     id: Uuid,
     order_number: String,
@@ -109,11 +111,11 @@ struct OrderRow {
     line_totals: Option<Vec<i64>>,
 }
 
-impl TryFrom<OrderRow> for OrderView {
+impl TryFrom<OrderRow> for Order {
     type Error = StoreError;
 
     fn try_from(row: OrderRow) -> Result<Self, Self::Error> {
-        let status = row
+        let status: OrderStatus = row
             .status
             .parse()
             .map_err(|e| StoreError::Internal(format!("order {}: {e}", row.id)))?;
@@ -126,10 +128,10 @@ impl TryFrom<OrderRow> for OrderView {
             .zip(row.unit_prices.unwrap_or_default())
             .zip(row.line_totals.unwrap_or_default())
             .map(
-                |((((sku, name), quantity), unit_price), line_total)| OrderLineView {
+                |((((sku, name), quantity), unit_price), line_total)| OrderLine {
                     sku,
                     name,
-                    quantity,
+                    quantity: i64::from(quantity),
                     unit_price,
                     line_total,
                 },
@@ -138,7 +140,7 @@ impl TryFrom<OrderRow> for OrderView {
         Ok(Self {
             id: row.id,
             order_number: row.order_number,
-            status,
+            status: status_of(status),
             customer_id: row.customer_id,
             idempotency_key: row.idempotency_key,
             lines,
@@ -151,18 +153,6 @@ impl TryFrom<OrderRow> for OrderView {
     }
 }
 
-/// The order queries: one shared select list, three WHERE clauses.
-static FIND_ORDER: LazyLock<String> =
-    LazyLock::new(|| order_sql(include_str!("sql/find_order.sql")));
-static LIST_OF_TENANT: LazyLock<String> =
-    LazyLock::new(|| order_sql(include_str!("sql/list_orders_of_tenant.sql")));
-static LIST_OF_CUSTOMER: LazyLock<String> =
-    LazyLock::new(|| order_sql(include_str!("sql/list_orders_of_customer.sql")));
-
-fn order_sql(filter: &str) -> String {
-    format!("{}{}", include_str!("sql/order_columns.sql"), filter)
-}
-
 impl OrderQueries {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
@@ -173,18 +163,21 @@ impl OrderQueries {
         tenant: &TenantId,
         id: OrderId,
         visibility: &OrderVisibility,
-    ) -> Result<Option<OrderView>, StoreError> {
+    ) -> Result<Option<Order>, StoreError> {
         let customer = match visibility {
             OrderVisibility::Customer(c) => Some(c.as_str()),
             OrderVisibility::Tenant => None,
         };
-        let row: Option<OrderRow> = sqlx::query_as(FIND_ORDER.as_str())
-            .bind(tenant.as_str())
-            .bind(id.as_uuid())
-            .bind(customer)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(OrderView::try_from).transpose()
+        let row = sqlx::query_file_as!(
+            OrderRow,
+            "src/sql/find_order.sql",
+            tenant.as_str(),
+            id.as_uuid(),
+            customer
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Order::try_from).transpose()
     }
 
     pub async fn list_orders(
@@ -194,30 +187,49 @@ impl OrderQueries {
         filter: &OrderFilter,
     ) -> Result<OrderPage, StoreError> {
         let limit = filter.limit.clamp(1, 100);
-        let statuses: Vec<&str> = match filter.status {
-            Some(s) => vec![s.as_str()],
-            None => OrderStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        let statuses: Vec<String> = match filter.status {
+            Some(s) => vec![s.as_str().to_owned()],
+            None => OrderStatus::ALL
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
         };
         let after = filter.after.unwrap_or_else(OrderCursor::start);
-        let sql = match visibility {
-            OrderVisibility::Customer(_) => LIST_OF_CUSTOMER.as_str(),
-            OrderVisibility::Tenant => LIST_OF_TENANT.as_str(),
+        let one_more = i64::from(limit) + 1;
+        let mut rows = match visibility {
+            OrderVisibility::Tenant => {
+                sqlx::query_file_as!(
+                    OrderRow,
+                    "src/sql/list_orders_of_tenant.sql",
+                    tenant.as_str(),
+                    &statuses,
+                    after.placed_at,
+                    after.id,
+                    one_more
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
+            OrderVisibility::Customer(customer) => {
+                sqlx::query_file_as!(
+                    OrderRow,
+                    "src/sql/list_orders_of_customer.sql",
+                    tenant.as_str(),
+                    &statuses,
+                    after.placed_at,
+                    after.id,
+                    one_more,
+                    customer.as_str()
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
         };
-        let mut query = sqlx::query_as::<_, OrderRow>(sql)
-            .bind(tenant.as_str())
-            .bind(statuses)
-            .bind(after.placed_at)
-            .bind(after.id)
-            .bind(i64::from(limit) + 1);
-        if let OrderVisibility::Customer(customer) = visibility {
-            query = query.bind(customer.as_str());
-        }
-        let mut rows = query.fetch_all(&self.pool).await?;
         let more = rows.len() > usize::from(limit);
         rows.truncate(usize::from(limit));
         let orders = rows
             .into_iter()
-            .map(OrderView::try_from)
+            .map(Order::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         let next = if more {
             orders.last().map(|o| OrderCursor {

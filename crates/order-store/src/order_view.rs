@@ -1,69 +1,46 @@
-use chrono::{DateTime, Utc};
+//! The store answers in the contract's own types (`order_api::Order`,
+//! `order_api::Product`): a command's answer is built from the order's
+//! events (`order_of`), a query's from the read model's rows
+//! (`order_queries.rs`), and both give the same value (`tests/order_shape.rs`
+//! fails when they do not). No intermediate copy of the order's shape.
+
+use order_api::{Order, OrderLine};
 use order_domain::order::OrderDetails;
 use order_domain::OrderStatus;
-use uuid::Uuid;
 
-/// An order as customers and staff see it. Built from the read model (GET)
-/// or from the stream right after a command; both give the same value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderView {
-    pub id: Uuid,
-    pub order_number: String,
-    pub status: OrderStatus,
-    pub customer_id: String,
-    pub idempotency_key: Option<String>,
-    pub lines: Vec<OrderLineView>,
-    pub currency: String,
-    pub total: i64,
-    pub note: Option<String>,
-    pub placed_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderLineView {
-    pub sku: String,
-    pub name: String,
-    pub quantity: i32,
-    pub unit_price: i64,
-    pub line_total: i64,
-}
-
-impl From<&OrderDetails> for OrderView {
-    fn from(order: &OrderDetails) -> Self {
-        Self {
-            id: *order.id.as_uuid(),
-            order_number: order.order_number.to_string(),
-            status: order.status,
-            customer_id: order.customer.to_string(),
-            idempotency_key: Some(order.idempotency_key.to_string()),
-            lines: order
-                .lines
-                .iter()
-                .map(|l| OrderLineView {
-                    sku: l.sku.to_string(),
-                    name: l.name.to_string(),
-                    quantity: i32::try_from(l.quantity.get()).unwrap_or(i32::MAX),
-                    unit_price: l.unit_price,
-                    line_total: l.line_total,
-                })
-                .collect(),
-            currency: order.currency.to_string(),
-            total: order.total,
-            note: order.note.as_ref().map(|n| n.to_string()),
-            placed_at: order.placed_at,
-            updated_at: order.updated_at,
-        }
+/// The order as the events say it is.
+pub(crate) fn order_of(order: &OrderDetails) -> Order {
+    Order {
+        id: *order.id.as_uuid(),
+        order_number: order.order_number.to_string(),
+        status: status_of(order.status),
+        customer_id: order.customer.to_string(),
+        idempotency_key: Some(order.idempotency_key.to_string()),
+        lines: order
+            .lines
+            .iter()
+            .map(|l| OrderLine {
+                sku: l.sku.to_string(),
+                name: l.name.to_string(),
+                quantity: i64::from(l.quantity.get()),
+                unit_price: l.unit_price,
+                line_total: l.line_total,
+            })
+            .collect(),
+        currency: order.currency.to_string(),
+        total: order.total,
+        note: order.note.as_ref().map(|n| n.to_string()),
+        placed_at: order.placed_at,
+        updated_at: order.updated_at,
     }
 }
 
-/// A product with its stock, as `inventory` holds it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ProductView {
-    pub sku: String,
-    pub name: String,
-    pub unit_price: i64,
-    pub currency: String,
-    pub on_hand: i64,
-    pub updated_at: DateTime<Utc>,
+/// The contract's name for a status.
+pub fn status_of(status: OrderStatus) -> order_api::OrderStatus {
+    match status {
+        OrderStatus::Placed => order_api::OrderStatus::Placed,
+        OrderStatus::Paid => order_api::OrderStatus::Paid,
+        OrderStatus::Shipped => order_api::OrderStatus::Shipped,
+        OrderStatus::Cancelled => order_api::OrderStatus::Cancelled,
+    }
 }

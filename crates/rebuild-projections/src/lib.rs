@@ -12,7 +12,9 @@
 //! # Layout
 //! - `rebuild/`: the engine. `mod.rs` runs the stages (replay into shadow
 //!   tables, index, cut over by swap, verify or in place); `reader.rs` reads
-//!   events in gap-safe commit order (`../sql/read_events_*.sql`);
+//!   events in gap-safe commit order (`../sql/read_events_*.sql`, checked
+//!   against the schema at compile time like the store's queries; the
+//!   shadow tables' DDL is built at run time from the catalogue);
 //!   `shadow.rs` creates, completes and swaps the shadow tables;
 //!   `compare.rs` compares them with the live ones row by row;
 //!   `progress.rs` is what it tells its operator.

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
-use order_domain::order::{CancelledBy, OrderCommand, OrderEvent, PlaceOrder, PricedLine};
+use order_domain::order::{
+    CancelledBy, Checkout, OrderCommand, OrderEvent, PricedLine, RequestedLine,
+};
 use order_domain::product::{DefineProduct, ProductCommand};
 use order_domain::stock_adjustment::{AdjustStock, StockAdjustmentCommand};
 use order_domain::{
@@ -71,6 +73,8 @@ struct Row {
     aggregate_id: String,
     sequence: i64,
     event_type: String,
+    /// The version this code writes the event at, as the service would.
+    event_version: String,
     payload: Value,
     tenant: String,
     key: Option<String>,
@@ -176,15 +180,30 @@ pub async fn generate(pool: &PgPool, spec: &HistorySpec) -> Result<HistoryStats,
             .collect();
         let mut order = Order::default();
         let mut sequence = 0;
-        let mut commands = vec![OrderCommand::PlaceOrder(PlaceOrder::new(
-            tenant.clone(),
+        let requested = lines
+            .iter()
+            .map(|line| RequestedLine {
+                sku: line.sku.clone(),
+                quantity: line.quantity,
+            })
+            .collect();
+        let asked = Checkout::new(
             key.clone(),
             customer.clone(),
-            pyg,
-            lines,
+            requested,
             None,
             tick(&mut rng),
-        ))];
+        )
+        .map_err(|broken| HistoryError::Domain(broken.error.to_string()))?;
+        let mut prices = lines.iter();
+        let place = asked
+            .priced(tenant.clone(), |_| {
+                prices
+                    .next()
+                    .map(|line| (line.name.clone(), line.unit_price))
+            })
+            .map_err(|e| HistoryError::Domain(e.to_string()))?;
+        let mut commands = vec![OrderCommand::PlaceOrder(place)];
         let fate: f64 = rng.random();
         if fate < 0.1 {
             commands.push(OrderCommand::Cancel {
@@ -247,6 +266,7 @@ fn push<E: DomainEvent>(
             aggregate_id: aggregate_id.clone(),
             sequence,
             event_type: event.event_type(),
+            event_version: event.event_version(),
             payload: serde_json::to_value(&event)?,
             tenant: tenant.to_string(),
             key: key.clone(),
@@ -267,13 +287,27 @@ async fn flush(
     sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
          payload, metadata, tenant_id, idempotency_key) \
-         SELECT t, i, s, e, '1', p, m, tn, k FROM UNNEST($1::text[], $2::text[], $3::bigint[], \
-         $4::text[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[]) AS x(t, i, s, e, p, m, tn, k)",
+         SELECT t, i, s, e, v, p, m, tn, k FROM UNNEST($1::text[], $2::text[], $3::bigint[], \
+         $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::text[], $9::text[]) \
+         AS x(t, i, s, e, v, p, m, tn, k)",
     )
     .bind(rows.iter().map(|r| r.aggregate_type).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.aggregate_id.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.aggregate_id.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.event_type.as_str()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.event_version.as_str())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| metadata(&r.tenant)).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.tenant.as_str()).collect::<Vec<_>>())

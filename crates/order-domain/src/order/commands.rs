@@ -15,7 +15,9 @@ pub enum OrderCommand {
     Cancel { by: CancelledBy, at: DateTime<Utc> },
 }
 
-/// A checkout, after the server priced its lines from the catalogue.
+/// A checkout, after the server priced its lines from the catalogue. Built
+/// by [`Checkout::priced`](super::Checkout::priced), which carries the
+/// fingerprint computed when the request was read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaceOrder {
     pub tenant: TenantId,
@@ -26,50 +28,12 @@ pub struct PlaceOrder {
     pub currency: Currency,
     pub note: Option<OrderNote>,
     /// The fingerprint of the request as the customer sent it (see
-    /// [`CheckoutFingerprint`]); a replay must match it.
+    /// [`CheckoutFingerprint`]); a retry must match it.
     pub fingerprint: CheckoutFingerprint,
     pub placed_at: DateTime<Utc>,
     /// Where the checkout came from. Not part of the fingerprint: a retry
     /// of a checkout from another channel is the same checkout.
     pub channel: OrderChannel,
-}
-
-impl PlaceOrder {
-    /// Builds the command and computes its fingerprint from the request's own
-    /// customer, lines and note, so the two cannot disagree. The channel is
-    /// [`OrderChannel::Api`] unless [`PlaceOrder::from_channel`] says
-    /// otherwise.
-    pub fn new(
-        tenant: TenantId,
-        idempotency_key: IdempotencyKey,
-        customer: CustomerId,
-        currency: Currency,
-        lines: Vec<PricedLine>,
-        note: Option<OrderNote>,
-        placed_at: DateTime<Utc>,
-    ) -> Self {
-        let fingerprint = CheckoutFingerprint::of(
-            &customer,
-            lines.iter().map(|l| (&l.sku, l.quantity)),
-            note.as_ref(),
-        );
-        Self {
-            tenant,
-            idempotency_key,
-            customer,
-            lines,
-            currency,
-            note,
-            fingerprint,
-            placed_at,
-            channel: OrderChannel::default(),
-        }
-    }
-
-    /// The same checkout, recorded as coming from `channel`.
-    pub fn from_channel(self, channel: OrderChannel) -> Self {
-        Self { channel, ..self }
-    }
 }
 
 /// One line of a checkout with the catalogue's name and price at the time.

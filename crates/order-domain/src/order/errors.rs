@@ -35,6 +35,8 @@ pub enum OrderError {
     NoLines,
     #[error("an order may have at most {max} lines; got {count}")]
     TooManyLines { count: usize, max: usize },
+    #[error("SKU {sku} is not in this shop's catalogue")]
+    UnknownSku { sku: Sku },
     #[error("SKU {sku} appears on more than one line; put the whole quantity on one line")]
     DuplicateSku { sku: Sku },
     #[error(

@@ -2,6 +2,7 @@
 //! cancelled.
 
 mod aggregate;
+mod checkout;
 mod checkout_rules;
 mod commands;
 mod errors;
@@ -10,6 +11,7 @@ mod events;
 mod tests;
 
 pub use aggregate::{Order, OrderDetails, OrderStatus};
+pub use checkout::{Checkout, RequestedLine};
 pub use checkout_rules::{check_lines, LineRuleBroken};
 pub use commands::{CancelledBy, OrderCommand, PlaceOrder, PricedLine};
 pub use errors::{OrderAction, OrderError};

@@ -122,7 +122,10 @@ fn it_places_an_order_on_the_first_checkout() {
 
 #[test]
 fn it_records_the_channel_a_checkout_came_from() {
-    let place = checkout(vec![line("A", 1, 125_000)]).from_channel(OrderChannel::Shop);
+    let place = PlaceOrder {
+        channel: OrderChannel::Shop,
+        ..checkout(vec![line("A", 1, 125_000)])
+    };
     let events = OrderTest::with(())
         .given_no_previous_events()
         .when(OrderCommand::PlaceOrder(place))
@@ -138,10 +141,10 @@ fn it_records_the_channel_a_checkout_came_from() {
 fn it_replays_a_retry_from_another_channel_as_the_same_checkout() {
     OrderTest::with(())
         .given(given_placed())
-        .when(OrderCommand::PlaceOrder(
-            checkout(vec![line("A", 2, 125_000), line("B", 1, 5_000)])
-                .from_channel(OrderChannel::Shop),
-        ))
+        .when(OrderCommand::PlaceOrder(PlaceOrder {
+            channel: OrderChannel::Shop,
+            ..checkout(vec![line("A", 2, 125_000), line("B", 1, 5_000)])
+        }))
         .then_expect_events(vec![]);
 }
 

@@ -5,13 +5,12 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use order_api::{CheckoutRequest, ProblemKind};
-use order_domain::order::{check_lines, OrderError};
-use order_domain::{Order, OrderNote, Quantity, Sku};
-use order_store::{Checkout, CheckoutError, CheckoutOutcome, RequestedLine};
+use order_domain::order::{Checkout, OrderError, RequestedLine};
+use order_domain::{CustomerId, IdempotencyKey, Order, OrderNote, Quantity, Sku};
+use order_store::{CheckoutError, CheckoutOutcome};
 
 use super::json_answer;
 use crate::auth::Caller;
-use crate::convert;
 use crate::extract::{IdempotencyKeyHeader, JsonBody, OrderChannelHeader, RequestId};
 use crate::metrics;
 use crate::problem::ApiError;
@@ -52,21 +51,11 @@ pub async fn checkout(
     JsonBody(body): JsonBody<CheckoutRequest>,
 ) -> Result<Response, ApiError> {
     let context = caller.command_context(request_id)?;
-    let checkout = Checkout {
-        idempotency_key,
-        customer: caller.customer_id()?,
-        lines: parse_lines(&body)?,
-        note: body
-            .note
-            .map(OrderNote::try_from)
-            .transpose()
-            .map_err(|e| invalid("note", e.reason))?,
-        at: Utc::now(),
-        channel,
-    };
+    let checkout =
+        read_checkout(idempotency_key, caller.customer_id()?, body)?.from_channel(channel);
     match state.orders.place_order(&context, checkout).await {
         Ok(placed) => {
-            let order = convert::order(placed.order);
+            let order = placed.order;
             Ok(match placed.outcome {
                 CheckoutOutcome::Created => {
                     metrics::command("checkout", "created");
@@ -102,10 +91,15 @@ fn invalid(field: &str, reason: impl std::fmt::Display) -> ApiError {
     ApiError::new(ProblemKind::InvalidBody, format!("{field}: {reason}")).with_field(field)
 }
 
-/// Each line a valid SKU and quantity; then the domain's line rules
-/// (`order_domain::order::check_lines`: 1 to 100 lines, each SKU once),
-/// with the offending field named.
-pub fn parse_lines(body: &CheckoutRequest) -> Result<Vec<RequestedLine>, ApiError> {
+/// The body as the domain's [`Checkout`]: each line a valid SKU and
+/// quantity, a valid note, then the domain's line rules (1 to 100 lines,
+/// each SKU once), with the offending field named. Its fingerprint is
+/// computed here, once.
+pub fn read_checkout(
+    idempotency_key: IdempotencyKey,
+    customer: CustomerId,
+    body: CheckoutRequest,
+) -> Result<Checkout, ApiError> {
     if body.lines.len() > Order::MAX_LINES {
         // Before parsing each line: a 100,000-line body is refused whole.
         return Err(invalid(
@@ -124,11 +118,17 @@ pub fn parse_lines(body: &CheckoutRequest) -> Result<Vec<RequestedLine>, ApiErro
             .map_err(|e| invalid(&format!("lines[{i}].quantity"), e.reason))?;
         lines.push(RequestedLine { sku, quantity });
     }
-    check_lines(lines.iter().map(|line| &line.sku)).map_err(|broken| match broken.line {
+    let note = body
+        .note
+        .map(OrderNote::try_from)
+        .transpose()
+        .map_err(|e| invalid("note", e.reason))?;
+    Checkout::new(idempotency_key, customer, lines, note, Utc::now()).map_err(|broken| match broken
+        .line
+    {
         Some(i) => invalid(&format!("lines[{i}].sku"), broken.error),
         None => invalid("lines", broken.error),
-    })?;
-    Ok(lines)
+    })
 }
 
 fn checkout_problem(err: CheckoutError) -> ApiError {

@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use order_api::{CommitOrderStatus, ProjectorStatus, Readiness};
+use order_store::{CommitOrderHoldBack, StoreHealth};
 
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -56,59 +57,35 @@ async fn check(state: &AppState) -> Readiness {
             held_back_seconds: 0.0,
         },
     };
-    let applied: Result<Vec<i64>, sqlx::Error> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&state.pool)
-            .await;
-    let applied = match applied {
-        Ok(versions) => versions,
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+    match state.store.health().await {
+        StoreHealth::Unreachable(why) => readiness.database = format!("unreachable: {why}"),
+        StoreHealth::NotMigrated => {
             readiness.database = "ok".into();
             readiness.migrations = "not applied: run `order-service migrate`".into();
-            return readiness;
         }
-        Err(e) => {
-            readiness.database = format!("unreachable: {e}");
-            return readiness;
+        StoreHealth::MigrationsMissing(missing) => {
+            readiness.database = "ok".into();
+            readiness.migrations =
+                format!("{missing} migration(s) not applied: run `order-service migrate`");
         }
-    };
-    readiness.database = "ok".into();
-    let missing = order_store::MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .filter(|m| !applied.contains(&m.version))
-        .count();
-    if missing > 0 {
-        readiness.migrations =
-            format!("{missing} migration(s) not applied: run `order-service migrate`");
-        return readiness;
-    }
-    readiness.migrations = "applied".into();
-    match commit_order_held_back(&state.pool).await {
-        Ok((events, seconds)) => {
+        StoreHealth::Ready(held) => {
+            readiness.database = "ok".into();
+            readiness.migrations = "applied".into();
             // The database answered with the schema in place: the inline
             // projector runs with every append.
             readiness.projector.running = true;
-            readiness.commit_order.held_back_events = events;
-            readiness.commit_order.held_back_seconds = seconds;
+            readiness.commit_order.held_back_events = held.events;
+            readiness.commit_order.held_back_seconds = held.seconds;
+            record_hold_back(held);
             readiness.ready = true;
         }
-        Err(e) => readiness.database = format!("error: {e}"),
     }
     readiness
 }
 
-/// How far a commit-order reader is held back: committed events it cannot
-/// read yet (from transactions at or above the snapshot's xmin), and the age
-/// of the oldest transaction holding them back.
-pub async fn commit_order_held_back(pool: &sqlx::PgPool) -> Result<(i64, f64), sqlx::Error> {
-    let (events, seconds): (i64, f64) =
-        sqlx::query_as(include_str!("../sql/commit_order_held_back.sql"))
-            .fetch_one(pool)
-            .await?;
-    metrics::gauge!("orders_commit_order_held_back_events").set(events as f64);
-    metrics::gauge!("orders_commit_order_held_back_seconds").set(seconds);
-    Ok((events, seconds))
+fn record_hold_back(held: CommitOrderHoldBack) {
+    metrics::gauge!("orders_commit_order_held_back_events").set(held.events as f64);
+    metrics::gauge!("orders_commit_order_held_back_seconds").set(held.seconds);
 }
 
 /// Prometheus text.
@@ -116,7 +93,9 @@ pub async fn commit_order_held_back(pool: &sqlx::PgPool) -> Result<(i64, f64), s
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Refresh the held-back gauges; a database error leaves their last values.
-    let _ = commit_order_held_back(&state.pool).await;
+    if let Ok(held) = state.store.commit_order_hold_back().await {
+        record_hold_back(held);
+    }
     state.metrics.run_upkeep();
     (
         [(

@@ -11,7 +11,6 @@ use order_store::{OrderCommandError, OrderCursor, OrderFilter, OrderTransition};
 
 use super::json_answer;
 use crate::auth::Caller;
-use crate::convert;
 use crate::extract::{OrderIdPath, QueryPairs, RequestId};
 use crate::metrics;
 use crate::problem::ApiError;
@@ -40,7 +39,7 @@ pub async fn get_order(
         .find_order(&caller.tenant, id, &caller.visibility()?)
         .await?
         .ok_or_else(|| ApiError::not_found("order"))?;
-    Ok(json_answer(StatusCode::OK, false, convert::order(order)))
+    Ok(json_answer(StatusCode::OK, false, order))
 }
 
 /// Orders, newest first.
@@ -99,7 +98,7 @@ pub async fn list_orders(
         StatusCode::OK,
         false,
         order_api::OrderList {
-            orders: page.orders.into_iter().map(convert::order).collect(),
+            orders: page.orders.into_iter().collect(),
             next: page.next.map(|c| state.keys.cursors().seal(&c.encode())),
         },
     ))
@@ -198,11 +197,7 @@ fn transition_answer(
                     "unchanged"
                 },
             );
-            Ok(json_answer(
-                StatusCode::OK,
-                false,
-                convert::order(transition.order),
-            ))
+            Ok(json_answer(StatusCode::OK, false, transition.order))
         }
         Err(err) => {
             let answer = match err {

@@ -12,7 +12,6 @@ use order_store::{CatalogueError, CheckoutOutcome};
 
 use super::json_answer;
 use crate::auth::Caller;
-use crate::convert;
 use crate::extract::{IdempotencyKeyHeader, JsonBody, QueryPairs, RequestId, SkuPath};
 use crate::metrics;
 use crate::problem::ApiError;
@@ -70,11 +69,7 @@ pub async fn define_product(
         .await
         .map_err(catalogue_problem)?;
     metrics::command("define_product", "changed");
-    Ok(json_answer(
-        StatusCode::OK,
-        false,
-        convert::product(product),
-    ))
+    Ok(json_answer(StatusCode::OK, false, product))
 }
 
 /// Books a stock movement once per Idempotency-Key (staff).
@@ -120,7 +115,7 @@ pub async fn adjust_stock(
         .adjust_stock(&context, key, sku, delta, reason, Utc::now())
         .await
         .map_err(catalogue_problem)?;
-    let product = convert::product(movement.product);
+    let product = movement.product;
     Ok(match movement.outcome {
         CheckoutOutcome::Created => {
             metrics::command("adjust_stock", "created");
@@ -156,11 +151,7 @@ pub async fn get_product(
         .find_product(&caller.tenant, &sku)
         .await?
         .ok_or_else(|| ApiError::not_found("product"))?;
-    Ok(json_answer(
-        StatusCode::OK,
-        false,
-        convert::product(product),
-    ))
+    Ok(json_answer(StatusCode::OK, false, product))
 }
 
 /// Products in SKU order.
@@ -200,7 +191,7 @@ pub async fn list_products(
         StatusCode::OK,
         false,
         order_api::ProductList {
-            products: page.products.into_iter().map(convert::product).collect(),
+            products: page.products.into_iter().collect(),
             next: page.next.map(|sku| state.keys.cursors().seal(&sku)),
         },
     ))

@@ -29,7 +29,7 @@ pub enum ReadLimit {
     Everything,
 }
 
-#[derive(sqlx::FromRow)]
+/// A row of `sql/read_events_*.sql`, checked against them at compile time.
 struct EventRow {
     /// The transaction id (aliased: an output column named `transaction_id`
     /// would capture the ORDER BY and defeat the index).
@@ -53,16 +53,31 @@ pub async fn read_events(
     limit: i64,
     read_limit: ReadLimit,
 ) -> Result<Vec<(EventCursor, RecordedEvent)>, StoreError> {
-    let sql = match read_limit {
-        ReadLimit::EndedTransactions => include_str!("../../sql/read_events_below_horizon.sql"),
-        ReadLimit::Everything => include_str!("../../sql/read_events_all.sql"),
+    let after = cursor.transaction_id.to_string();
+    let rows = match read_limit {
+        ReadLimit::EndedTransactions => {
+            sqlx::query_file_as!(
+                EventRow,
+                "sql/read_events_below_horizon.sql",
+                after,
+                cursor.position,
+                limit
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        ReadLimit::Everything => {
+            sqlx::query_file_as!(
+                EventRow,
+                "sql/read_events_all.sql",
+                after,
+                cursor.position,
+                limit
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
     };
-    let rows: Vec<EventRow> = sqlx::query_as(sql)
-        .bind(cursor.transaction_id.to_string())
-        .bind(cursor.position)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
     rows.into_iter().map(decode_row).collect()
 }
 
