@@ -36,6 +36,10 @@ struct Args {
     database_url: String,
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
+    /// Tenants the history is spread over (each batch of the rebuild is
+    /// written with one call per tenant in it).
+    #[arg(long, default_value_t = 10)]
+    tenants: usize,
     /// 20,000 events: checks that the bench works, in seconds.
     #[arg(long)]
     quick: bool,
@@ -78,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
         &pool,
         &HistorySpec {
             events,
-            tenants: 10,
+            tenants: args.tenants,
             products_per_tenant: 50,
             seed: 1,
         },

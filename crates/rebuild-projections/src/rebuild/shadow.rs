@@ -16,6 +16,14 @@ pub const READ_MODEL_TABLES: [&str; 3] = ["inventory", "store_orders", "store_or
 /// between two events of different streams: the replay applies them in
 /// transaction order, not in exact commit order, and stock is only guarded
 /// when it is sold. Dropped while replaying, re-validated before use.
+/// The tables the replay looks rows up in (the projection updates orders
+/// by id and stock by SKU): their primary keys exist from the start. The
+/// others (order items) are only inserted into while replaying, so their
+/// primary keys are built once at the end, like every other index: one
+/// sorted build instead of an index insertion per row, which was a fifth of
+/// the replay's database time on a million events.
+const LOOKED_UP_WHILE_REPLAYING: [&str; 2] = ["inventory", "store_orders"];
+
 const RELAXED_WHILE_REPLAYING: [(&str, &str); 1] =
     [("inventory", "inventory_on_hand_not_negative")];
 
@@ -148,7 +156,13 @@ impl ShadowTables {
         // Primary keys now: the projection's upserts need them. Everything
         // else waits for `complete`, after the bulk load (cheaper to build
         // an index once than to maintain it row by row).
-        shadow.copy_constraints(&mut tx, "c.contype = 'p'").await?;
+        let looked_up: Vec<String> = LOOKED_UP_WHILE_REPLAYING
+            .iter()
+            .map(|t| shadow.live(t))
+            .collect();
+        shadow
+            .copy_constraints(&mut tx, "c.contype = 'p'", &looked_up)
+            .await?;
         shadow.relaxed.drop_from(&mut tx, &shadow.schema).await?;
         shadow.copy_owner_and_grants(&mut tx).await?;
         tx.commit().await?;
@@ -167,8 +181,18 @@ impl ShadowTables {
             .execute(&mut *tx)
             .await?;
         // Unique keys before foreign keys (a foreign key needs its target's key).
-        self.copy_constraints(&mut tx, "c.contype = 'u'").await?;
-        self.copy_constraints(&mut tx, "c.contype = 'f'").await?;
+        let insert_only: Vec<String> = READ_MODEL_TABLES
+            .iter()
+            .filter(|t| !LOOKED_UP_WHILE_REPLAYING.contains(t))
+            .map(|t| self.live(t))
+            .collect();
+        let every = self.live_tables();
+        self.copy_constraints(&mut tx, "c.contype = 'p'", &insert_only)
+            .await?;
+        self.copy_constraints(&mut tx, "c.contype = 'u'", &every)
+            .await?;
+        self.copy_constraints(&mut tx, "c.contype = 'f'", &every)
+            .await?;
         let indexes: Vec<(String,)> = sqlx::query_as(
             "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
              WHERE i.indrelid = ANY($1::regclass[]) \
@@ -187,10 +211,13 @@ impl ShadowTables {
         Ok(())
     }
 
+    /// Copies the constraints of `kind` of the live `tables` to their
+    /// shadows.
     async fn copy_constraints(
         &self,
         conn: &mut PgConnection,
         kind: &str,
+        tables: &[String],
     ) -> Result<(), StoreError> {
         let constraints: Vec<(String, String, String)> = sqlx::query_as(&format!(
             "SELECT c.conrelid::regclass::text, quote_ident(c.conname::text), pg_get_constraintdef(c.oid) \
@@ -198,7 +225,7 @@ impl ShadowTables {
              WHERE c.conrelid = ANY($1::regclass[]) AND {kind} \
              ORDER BY c.conname"
         ))
-        .bind(self.live_tables())
+        .bind(tables)
         .fetch_all(&mut *conn)
         .await?;
         for (table, name, definition) in constraints {
