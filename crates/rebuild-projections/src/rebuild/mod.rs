@@ -7,7 +7,8 @@
 //!    (see `shadow`). A reader task decodes and folds the next batch while the
 //!    current one is written.
 //! 2. **Indexing**: the shadow tables get their unique keys, foreign keys,
-//!    indexes and checks, built once over the loaded rows.
+//!    indexes and checks, built once over the loaded rows (and the order
+//!    items their primary key: the replay only inserts them).
 //! 3. **Cut-over**, one of:
 //!    - *swap*: lock the tables in the order writers lock them (inventory,
 //!      events, store_orders, store_order_items: no deadlock with a
