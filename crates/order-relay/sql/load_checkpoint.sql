@@ -1,3 +1,4 @@
-SELECT transaction_id::text::bigint AS xid, position, published
+-- The relay's cursor (`!`: the cast is never NULL, for sqlx).
+SELECT transaction_id::text::bigint AS "xid!", position
 FROM relay_checkpoints
 WHERE name = $1

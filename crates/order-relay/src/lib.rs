@@ -17,7 +17,8 @@
 //! - `jetstream.rs`: the stream (created if missing) and ordered, pipelined,
 //!   de-duplicated publishing.
 //! - `status.rs`: `/readyz`, `/healthz`, Prometheus metrics (lag, published).
-//! - `../sql/`: the relay's queries, one file each.
+//! - `../sql/`: the relay's queries, one whole statement per file, checked
+//!   against the migrated schema at compile time (`query_file_as!`, `.sqlx/`).
 
 mod jetstream;
 mod outbox;

@@ -15,8 +15,9 @@ pub struct Cursor {
     pub position: i64,
 }
 
-/// One stored event, as read for publishing.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One stored event, as read for publishing (`sql/read_after.sql`, checked
+/// against the schema at compile time).
+#[derive(Debug, Clone)]
 pub struct OutboxEvent {
     xid: i64,
     position: i64,
@@ -140,22 +141,28 @@ pub async fn read_after(
     after: Cursor,
     limit: i64,
 ) -> Result<Vec<OutboxEvent>, sqlx::Error> {
-    sqlx::query_as(include_str!("../sql/read_after.sql"))
-        .bind(after.transaction_id.to_string())
-        .bind(after.position)
-        .bind(limit)
-        .fetch_all(conn)
-        .await
+    sqlx::query_file_as!(
+        OutboxEvent,
+        "sql/read_after.sql",
+        after.transaction_id.to_string(),
+        after.position,
+        limit
+    )
+    .fetch_all(conn)
+    .await
 }
 
 /// Committed events after `after` (published or not yet readable), and the
 /// age in seconds of the oldest of them.
 pub async fn lag(conn: &mut PgConnection, after: Cursor) -> Result<(i64, f64), sqlx::Error> {
-    sqlx::query_as(include_str!("../sql/lag.sql"))
-        .bind(after.transaction_id.to_string())
-        .bind(after.position)
-        .fetch_one(conn)
-        .await
+    let row = sqlx::query_file!(
+        "sql/lag.sql",
+        after.transaction_id.to_string(),
+        after.position
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((row.events, row.seconds))
 }
 
 #[cfg(test)]

@@ -68,8 +68,7 @@ async fn lead_and_publish(
     let mut conn = PgConnection::connect_with(&options).await?;
     let mut announced_standby = false;
     loop {
-        let leading: bool = sqlx::query_scalar(include_str!("../sql/try_lead.sql"))
-            .bind(&config.name)
+        let leading = sqlx::query_file_scalar!("sql/try_lead.sql", config.name)
             .fetch_one(&mut conn)
             .await?;
         if leading {
@@ -133,16 +132,13 @@ async fn lead_and_publish(
 }
 
 async fn load_checkpoint(conn: &mut PgConnection, name: &str) -> anyhow::Result<Cursor> {
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(include_str!("../sql/load_checkpoint.sql"))
-        .bind(name)
+    let row = sqlx::query_file!("sql/load_checkpoint.sql", name)
         .fetch_optional(conn)
         .await?;
-    Ok(
-        row.map_or(Cursor::default(), |(transaction_id, position, _)| Cursor {
-            transaction_id,
-            position,
-        }),
-    )
+    Ok(row.map_or(Cursor::default(), |row| Cursor {
+        transaction_id: row.xid,
+        position: row.position,
+    }))
 }
 
 async fn save_checkpoint(
@@ -151,13 +147,15 @@ async fn save_checkpoint(
     cursor: Cursor,
     published: u64,
 ) -> anyhow::Result<()> {
-    sqlx::query(include_str!("../sql/save_checkpoint.sql"))
-        .bind(name)
-        .bind(cursor.transaction_id.to_string())
-        .bind(cursor.position)
-        .bind(i64::try_from(published).unwrap_or(i64::MAX))
-        .execute(conn)
-        .await?;
+    sqlx::query_file!(
+        "sql/save_checkpoint.sql",
+        name,
+        cursor.transaction_id.to_string(),
+        cursor.position,
+        i64::try_from(published).unwrap_or(i64::MAX)
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -343,14 +343,8 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
 /// superuser, or as a member of the role that owns `events` (which could
 /// disable the append-only trigger or truncate the history).
 async fn warn_if_privileged(pool: &sqlx::PgPool) {
-    let privileged: Result<bool, sqlx::Error> = sqlx::query_scalar(
-        "SELECT r.rolsuper OR pg_has_role(current_user, c.relowner, 'MEMBER') \
-         FROM pg_roles AS r, pg_class AS c \
-         WHERE r.rolname = current_user AND c.oid = to_regclass('events')",
-    )
-    .fetch_one(pool)
-    .await;
-    if let Ok(true) = privileged {
+    let probe = order_store::StoreProbe::new(pool.clone());
+    if let Ok(true) = probe.runs_privileged().await {
         tracing::warn!(
             "serving as a superuser or as the owner of the event store: it could disable \
              the append-only trigger; serve as a member of store_orders_app instead \

@@ -111,14 +111,6 @@ pub async fn migrate(pool: &sqlx::PgPool) -> Result<usize, sqlx::Error> {
 }
 
 async fn applied_migrations(pool: &sqlx::PgPool) -> Result<usize, sqlx::Error> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
-    if !exists {
-        return Ok(0);
-    }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-        .fetch_one(pool)
-        .await?;
-    Ok(usize::try_from(count).unwrap_or(0))
+    let missing = StoreProbe::new(pool.clone()).missing_migrations().await?;
+    Ok(store_health::up_migrations().saturating_sub(missing.len()))
 }

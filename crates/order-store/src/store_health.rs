@@ -48,28 +48,46 @@ impl StoreProbe {
     /// Database, migrations, then the commit-order hold-back, stopping at
     /// the first that is not well.
     pub async fn health(&self) -> StoreHealth {
-        let applied = sqlx::query_file_scalar!("src/sql/applied_migrations.sql")
-            .fetch_all(&self.pool)
-            .await;
-        let applied = match applied {
-            Ok(versions) => versions,
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
-                return StoreHealth::NotMigrated
+        match self.missing_migrations().await {
+            Ok(missing) if missing.len() == up_migrations() => return StoreHealth::NotMigrated,
+            Ok(missing) if !missing.is_empty() => {
+                return StoreHealth::MigrationsMissing(missing.len())
             }
+            Ok(_) => {}
             Err(e) => return StoreHealth::Unreachable(e.to_string()),
-        };
-        let missing = MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .filter(|m| !applied.contains(&m.version))
-            .count();
-        if missing > 0 {
-            return StoreHealth::MigrationsMissing(missing);
         }
         match self.commit_order_hold_back().await {
             Ok(held) => StoreHealth::Ready(held),
             Err(e) => StoreHealth::Unreachable(e.to_string()),
         }
+    }
+
+    /// Whether the store is served with rights the service should not have
+    /// (superuser, or owner of the event store, who could disable its
+    /// append-only trigger). `false` when it cannot tell.
+    pub async fn runs_privileged(&self) -> Result<bool, sqlx::Error> {
+        let privileged = sqlx::query_file_scalar!("src/sql/runs_privileged.sql")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(privileged.flatten().unwrap_or(false))
+    }
+
+    /// The migrations of this release that the database has not applied,
+    /// as "version description" (none table: all of them).
+    pub async fn missing_migrations(&self) -> Result<Vec<String>, sqlx::Error> {
+        let applied = match sqlx::query_file_scalar!("src/sql/applied_migrations.sql")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(versions) => versions,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
     }
 
     /// See [`CommitOrderHoldBack`].
@@ -82,4 +100,12 @@ impl StoreProbe {
             seconds: row.seconds.unwrap_or(0.0),
         })
     }
+}
+
+/// How many migrations this release has (down migrations aside).
+pub(crate) fn up_migrations() -> usize {
+    MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .count()
 }

@@ -143,8 +143,8 @@ pub async fn rebuild(
 ) -> Result<RebuildSummary, RebuildError> {
     let started = Instant::now();
     let mut conn = pool.acquire().await.map_err(RebuildError::Connect)?;
-    check_migrations(&mut conn).await?;
-    let in_store: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+    check_migrations(pool).await?;
+    let in_store = sqlx::query_file_scalar!("sql/count_events.sql")
         .fetch_one(&mut *conn)
         .await?;
     progress.started(u64::try_from(in_store).unwrap_or(0));
@@ -240,25 +240,19 @@ impl Tally {
     }
 }
 
-async fn check_migrations(conn: &mut PgConnection) -> Result<(), RebuildError> {
-    let applied: Result<Vec<i64>, sqlx::Error> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&mut *conn)
-            .await;
-    let applied = match applied {
-        Ok(versions) => versions,
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
-            return Err(RebuildError::MissingMigrations("none applied".into()))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let missing: Vec<String> = order_store::MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-        .map(|m| format!("{} {}", m.version, m.description))
-        .collect();
+async fn check_migrations(pool: &PgPool) -> Result<(), RebuildError> {
+    let missing = order_store::StoreProbe::new(pool.clone())
+        .missing_migrations()
+        .await?;
     if missing.is_empty() {
         Ok(())
+    } else if missing.len()
+        == order_store::MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .count()
+    {
+        Err(RebuildError::MissingMigrations("none applied".into()))
     } else {
         Err(RebuildError::MissingMigrations(missing.join(", ")))
     }
@@ -398,11 +392,9 @@ async fn verify_in_snapshot(
 
 /// Committed events a commit-order reader cannot read yet.
 async fn held_back(conn: &mut PgConnection) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE transaction_id >= pg_snapshot_xmin(pg_current_snapshot())",
-    )
-    .fetch_one(&mut *conn)
-    .await?)
+    Ok(sqlx::query_file_scalar!("sql/held_back.sql")
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// Waits while a running transaction holds back more events than the swap
@@ -417,17 +409,16 @@ async fn wait_for_horizon(
         if held <= max_events_under_lock {
             return Ok(());
         }
-        let oldest: Option<(i32, f64, String)> = sqlx::query_as(
-            "SELECT pid, extract(epoch FROM now() - xact_start)::float8, left(coalesce(query, ''), 80) \
-             FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
-             ORDER BY xact_start LIMIT 1",
-        )
-        .fetch_optional(&mut *conn)
-        .await?;
+        let oldest = sqlx::query_file!("sql/oldest_writing_transaction.sql")
+            .fetch_optional(&mut *conn)
+            .await?;
         let who = oldest.map_or_else(
             || "a transaction that has ended meanwhile".to_owned(),
-            |(pid, seconds, query)| {
-                format!("transaction of pid {pid}, running for {seconds:.0} s ({query})")
+            |t| {
+                format!(
+                    "transaction of pid {}, running for {:.0} s ({})",
+                    t.pid, t.seconds, t.query
+                )
             },
         );
         progress.waiting(&format!(
@@ -477,20 +468,12 @@ async fn lock_for_cut_over(
                 sqlx::query("ROLLBACK TO SAVEPOINT cut_over_locks")
                     .execute(&mut *conn)
                     .await?;
-                let blockers: Vec<(i32, f64, String)> = sqlx::query_as(
-                    "SELECT pid, coalesce(extract(epoch FROM now() - xact_start), 0)::float8, \
-                            left(coalesce(query, ''), 80) \
-                     FROM pg_stat_activity \
-                     WHERE pid <> pg_backend_pid() AND datname = current_database() \
-                       AND xact_start IS NOT NULL AND state <> 'idle' \
-                       AND backend_xid IS NOT NULL \
-                     ORDER BY xact_start LIMIT 3",
-                )
-                .fetch_all(&mut *conn)
-                .await?;
+                let blockers = sqlx::query_file!("sql/cut_over_blockers.sql")
+                    .fetch_all(&mut *conn)
+                    .await?;
                 let who: Vec<String> = blockers
                     .iter()
-                    .map(|(pid, seconds, query)| format!("pid {pid} ({seconds:.0} s: {query})"))
+                    .map(|t| format!("pid {} ({:.0} s: {})", t.pid, t.seconds, t.query))
                     .collect();
                 progress.waiting(&format!(
                     "waiting for running transactions to finish before the cut-over: {}",
