@@ -284,34 +284,28 @@ async fn flush(
         return Ok(());
     }
     let metadata = |tenant: &str| serde_json::json!({ "tenant_id": tenant, "actor": "staff:synthetic-history" });
-    sqlx::query(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-         payload, metadata, tenant_id, idempotency_key) \
-         SELECT t, i, s, e, v, p, m, tn, k FROM UNNEST($1::text[], $2::text[], $3::bigint[], \
-         $4::text[], $5::text[], $6::jsonb[], $7::jsonb[], $8::text[], $9::text[]) \
-         AS x(t, i, s, e, v, p, m, tn, k)",
+    let column = |value: fn(&Row) -> String| rows.iter().map(value).collect::<Vec<String>>();
+    sqlx::query_file!(
+        "sql/insert_synthetic_events.sql",
+        &column(|r| r.aggregate_type.to_owned()),
+        &column(|r| r.aggregate_id.clone()),
+        &rows.iter().map(|r| r.sequence).collect::<Vec<i64>>(),
+        &column(|r| r.event_type.clone()),
+        &column(|r| r.event_version.clone()),
+        &rows
+            .iter()
+            .map(|r| r.payload.clone())
+            .collect::<Vec<Value>>(),
+        &rows
+            .iter()
+            .map(|r| metadata(&r.tenant))
+            .collect::<Vec<Value>>(),
+        &column(|r| r.tenant.clone()),
+        &rows
+            .iter()
+            .map(|r| r.key.clone())
+            .collect::<Vec<Option<String>>>() as &[Option<String>]
     )
-    .bind(rows.iter().map(|r| r.aggregate_type).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.aggregate_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
-    .bind(
-        rows.iter()
-            .map(|r| r.event_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        rows.iter()
-            .map(|r| r.event_version.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(rows.iter().map(|r| r.payload.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| metadata(&r.tenant)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.tenant.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.key.as_deref()).collect::<Vec<_>>())
     .execute(pool)
     .await?;
     stats.events += rows.len() as u64;

@@ -44,12 +44,11 @@ impl RelaxedChecks {
     pub(crate) async fn read(conn: &mut PgConnection, schema: &str) -> Result<Self, StoreError> {
         let mut checks = Vec::with_capacity(RELAXED_WHILE_REPLAYING.len());
         for (table, constraint) in RELAXED_WHILE_REPLAYING {
-            let definition: String = sqlx::query_scalar(
-                "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c \
-                 WHERE c.conrelid = $1::regclass AND c.conname = $2",
+            let definition = sqlx::query_file_scalar!(
+                "sql/relaxed_check_definition.sql",
+                format!("{schema}.{table}"),
+                constraint
             )
-            .bind(format!("{schema}.{table}"))
-            .bind(constraint)
             .fetch_one(&mut *conn)
             .await?;
             checks.push((table, constraint, definition));
@@ -92,12 +91,9 @@ impl RelaxedChecks {
 
 /// The schema of the live read-model tables (where the migrations put them).
 pub(crate) async fn live_schema(conn: &mut PgConnection) -> Result<String, StoreError> {
-    let schema: Option<String> = sqlx::query_scalar(
-        "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.oid = to_regclass('store_orders')",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let schema = sqlx::query_file_scalar!("sql/live_schema.sql")
+        .fetch_optional(&mut *conn)
+        .await?;
     schema.ok_or_else(|| {
         StoreError::Internal("table store_orders does not exist: run the migrations first".into())
     })
@@ -160,9 +156,7 @@ impl ShadowTables {
             .iter()
             .map(|t| shadow.live(t))
             .collect();
-        shadow
-            .copy_constraints(&mut tx, "c.contype = 'p'", &looked_up)
-            .await?;
+        shadow.copy_constraints(&mut tx, "p", &looked_up).await?;
         shadow.relaxed.drop_from(&mut tx, &shadow.schema).await?;
         shadow.copy_owner_and_grants(&mut tx).await?;
         tx.commit().await?;
@@ -187,22 +181,13 @@ impl ShadowTables {
             .map(|t| self.live(t))
             .collect();
         let every = self.live_tables();
-        self.copy_constraints(&mut tx, "c.contype = 'p'", &insert_only)
+        self.copy_constraints(&mut tx, "p", &insert_only).await?;
+        self.copy_constraints(&mut tx, "u", &every).await?;
+        self.copy_constraints(&mut tx, "f", &every).await?;
+        let indexes = sqlx::query_file_scalar!("sql/table_indexes.sql", &self.live_tables())
+            .fetch_all(&mut *tx)
             .await?;
-        self.copy_constraints(&mut tx, "c.contype = 'u'", &every)
-            .await?;
-        self.copy_constraints(&mut tx, "c.contype = 'f'", &every)
-            .await?;
-        let indexes: Vec<(String,)> = sqlx::query_as(
-            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
-             WHERE i.indrelid = ANY($1::regclass[]) \
-               AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) \
-             ORDER BY i.indexrelid",
-        )
-        .bind(self.live_tables())
-        .fetch_all(&mut *tx)
-        .await?;
-        for (definition,) in indexes {
+        for definition in indexes {
             sqlx::query(&self.to_shadow(&definition))
                 .execute(&mut *tx)
                 .await?;
@@ -211,28 +196,23 @@ impl ShadowTables {
         Ok(())
     }
 
-    /// Copies the constraints of `kind` of the live `tables` to their
-    /// shadows.
+    /// Copies the constraints of `kind` (`p`, `u`, `f`: pg_constraint's
+    /// contype) of the live `tables` to their shadows.
     async fn copy_constraints(
         &self,
         conn: &mut PgConnection,
         kind: &str,
         tables: &[String],
     ) -> Result<(), StoreError> {
-        let constraints: Vec<(String, String, String)> = sqlx::query_as(&format!(
-            "SELECT c.conrelid::regclass::text, quote_ident(c.conname::text), pg_get_constraintdef(c.oid) \
-             FROM pg_constraint c \
-             WHERE c.conrelid = ANY($1::regclass[]) AND {kind} \
-             ORDER BY c.conname"
-        ))
-        .bind(tables)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (table, name, definition) in constraints {
+        let constraints = sqlx::query_file!("sql/table_constraints.sql", tables, kind)
+            .fetch_all(&mut *conn)
+            .await?;
+        for constraint in constraints {
             sqlx::query(&format!(
-                "ALTER TABLE {} ADD CONSTRAINT {name} {}",
-                self.to_shadow(&table),
-                self.to_shadow(&definition)
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                self.to_shadow(&constraint.table),
+                constraint.name,
+                self.to_shadow(&constraint.definition)
             ))
             .execute(&mut *conn)
             .await?;
@@ -244,34 +224,27 @@ impl ShadowTables {
     /// same owner (when we may set it), same grants.
     async fn copy_owner_and_grants(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
         for table in READ_MODEL_TABLES {
-            let (owner, is_member): (String, bool) = sqlx::query_as(
-                "SELECT quote_ident(pg_get_userbyid(relowner)::text), \
-                        pg_has_role(current_user, relowner, 'MEMBER') \
-                 FROM pg_class WHERE oid = $1::regclass",
-            )
-            .bind(self.live(table))
-            .fetch_one(&mut *conn)
-            .await?;
-            if is_member {
+            let owner = sqlx::query_file!("sql/table_owner.sql", self.live(table))
+                .fetch_one(&mut *conn)
+                .await?;
+            if owner.may_assign {
                 sqlx::query(&format!(
-                    "ALTER TABLE {} OWNER TO {owner}",
-                    self.qualified(table)
+                    "ALTER TABLE {} OWNER TO {}",
+                    self.qualified(table),
+                    owner.owner
                 ))
                 .execute(&mut *conn)
                 .await?;
             }
-            let grants: Vec<(String, String)> = sqlx::query_as(
-                "SELECT a.privilege_type, \
-                        CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)::text) END \
-                 FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = $1::regclass",
-            )
-            .bind(self.live(table))
-            .fetch_all(&mut *conn)
-            .await?;
-            for (privilege, grantee) in grants {
+            let grants = sqlx::query_file!("sql/table_grants.sql", self.live(table))
+                .fetch_all(&mut *conn)
+                .await?;
+            for grant in grants {
                 sqlx::query(&format!(
-                    "GRANT {privilege} ON {} TO {grantee}",
-                    self.qualified(table)
+                    "GRANT {} ON {} TO {}",
+                    grant.privilege,
+                    self.qualified(table),
+                    grant.grantee
                 ))
                 .execute(&mut *conn)
                 .await?;
