@@ -24,7 +24,10 @@
 //!
 //! Aggregates (cqrs-es), each with its commands, events, errors, and its
 //! given/when/then tests beside it:
-//! - `order/`: [`Order`]: placed once, then paid, shipped or cancelled.
+//! - `order/`: [`Order`]: placed once, then paid, shipped or cancelled;
+//!   `checkout.rs`: the checkout as the customer asked for it (lines that
+//!   obey `checkout_rules.rs`, and the fingerprint a retry must match,
+//!   computed once there and carried into `PlaceOrder`).
 //! - `product/`: [`Product`]: a catalogue entry's name and price.
 //! - `stock_adjustment/`: [`StockAdjustment`]: one keyed stock movement.
 //!
