@@ -82,7 +82,7 @@ pub use order_queries::{
 };
 pub use order_view::status_of;
 pub use shop_event::{DecodeError, RecordedEvent, ShopEvent};
-pub use store_health::{CommitOrderHoldBack, StoreHealth, StoreProbe};
+pub use store_health::{up_migrations, CommitOrderHoldBack, StoreHealth, StoreProbe};
 
 /// The schema migrations, embedded: `MIGRATOR.run(&pool)` brings a database
 /// to the schema this code expects.
@@ -112,5 +112,5 @@ pub async fn migrate(pool: &sqlx::PgPool) -> Result<usize, sqlx::Error> {
 
 async fn applied_migrations(pool: &sqlx::PgPool) -> Result<usize, sqlx::Error> {
     let missing = StoreProbe::new(pool.clone()).missing_migrations().await?;
-    Ok(store_health::up_migrations().saturating_sub(missing.len()))
+    Ok(up_migrations().saturating_sub(missing.len()))
 }

@@ -103,7 +103,7 @@ impl StoreProbe {
 }
 
 /// How many migrations this release has (down migrations aside).
-pub(crate) fn up_migrations() -> usize {
+pub fn up_migrations() -> usize {
     MIGRATOR
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())

@@ -246,12 +246,7 @@ async fn check_migrations(pool: &PgPool) -> Result<(), RebuildError> {
         .await?;
     if missing.is_empty() {
         Ok(())
-    } else if missing.len()
-        == order_store::MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .count()
-    {
+    } else if missing.len() == order_store::up_migrations() {
         Err(RebuildError::MissingMigrations("none applied".into()))
     } else {
         Err(RebuildError::MissingMigrations(missing.join(", ")))
