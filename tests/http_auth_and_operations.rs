@@ -344,6 +344,10 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
         serde_json::from_value(doc.clone()).expect("a well-formed OpenAPI document");
     let routes = [
         ("/v1/checkout", "post"),
+        ("/v1/checkouts", "get"),
+        ("/v1/checkouts/{key}", "get"),
+        ("/v1/checkouts/{key}/abandon", "post"),
+        ("/v1/checkouts/abandon", "post"),
         ("/v1/orders", "get"),
         ("/v1/orders/{id}", "get"),
         ("/v1/orders/{id}/cancel", "post"),
@@ -370,11 +374,13 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
     }
     assert_eq!(
         parsed.paths.paths.len(),
-        13,
-        "9 API paths and 4 operations paths"
+        17,
+        "13 API paths and 4 operations paths"
     );
     for schema in [
         "Order",
+        "Checkout",
+        "CheckoutState",
         "CheckoutRequest",
         "Product",
         "OrderList",

@@ -44,10 +44,13 @@ fn options(mode: RebuildMode) -> RebuildOptions {
 async fn schema_of(db: &TestDatabase) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' \
-           AND tablename IN ('store_orders', 'store_order_items', 'inventory') \
+           AND tablename IN ('store_orders', 'store_order_items', 'inventory', \
+                             'store_checkout_abandonments') \
          UNION ALL \
          SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) \
-         FROM pg_constraint WHERE conrelid IN ('store_orders'::regclass, 'store_order_items'::regclass, 'inventory'::regclass) \
+         FROM pg_constraint WHERE conrelid IN ('store_orders'::regclass, 'store_order_items'::regclass, \
+                                               'inventory'::regclass, \
+                                               'store_checkout_abandonments'::regclass) \
          UNION ALL \
          SELECT coalesce(col_description('store_orders'::regclass, attnum), '') FROM pg_attribute \
          WHERE attrelid = 'store_orders'::regclass AND attname = 'idempotency_key' \
@@ -59,8 +62,9 @@ async fn schema_of(db: &TestDatabase) -> Vec<String> {
 }
 
 /// Three tenants' worth of concurrent shop traffic through the real write
-/// path: checkouts with their duplicates, cancels, payments, shipments, and
-/// stock receipts racing sales of the last unit.
+/// path: checkouts with their duplicates, cancels, payments, shipments,
+/// stock receipts racing sales of the last unit, and keys abandoned (some
+/// racing their checkout).
 async fn busy_history(db: &TestDatabase) {
     let tenants = ["acme", "zeta", "kiosk-9"];
     for tenant in tenants {
@@ -128,6 +132,34 @@ async fn busy_history(db: &TestDatabase) {
                 );
             }));
         }
+        for i in 0..4 {
+            let orders = orders.clone();
+            work.push(tokio::spawn(async move {
+                let (customer, staff) = (as_customer(tenant, "c-gone"), as_staff(tenant));
+                let gone = format!("{tenant}-gone-{i}");
+                let (gone_key, staff_key) = (key(&gone), key(&format!("{gone}-staff")));
+                orders
+                    .abandon_checkout(&staff, &staff_key, now())
+                    .await
+                    .unwrap();
+                if i % 2 == 0 {
+                    orders
+                        .abandon_checkout(&customer, &gone_key, now())
+                        .await
+                        .unwrap();
+                } else {
+                    let (settled, placed) = tokio::join!(
+                        orders.abandon_checkout(&customer, &gone_key, now()),
+                        orders.place_order(&customer, checkout("c-gone", &gone, &[("A", 1)])),
+                    );
+                    assert_eq!(
+                        settled.unwrap().checkout.order.is_some(),
+                        placed.is_ok(),
+                        "one winner: {placed:?}"
+                    );
+                }
+            }));
+        }
         let catalogue = catalogue.clone();
         work.push(tokio::spawn(async move {
             catalogue
@@ -155,6 +187,11 @@ async fn a_history_made_under_concurrent_load_rebuilds_to_byte_identical_tables_
     let live = checksums(&db).await;
     let schema = schema_of(&db).await;
     assert!(db.count("SELECT count(*) FROM events").await > 150);
+    assert!(
+        db.count("SELECT count(*) FROM store_checkout_abandonments")
+            .await
+            >= 12
+    );
     let first = rebuild(&db.pool, &options(RebuildMode::Swap), &Silent)
         .await
         .unwrap();

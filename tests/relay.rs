@@ -111,9 +111,40 @@ async fn every_event_of_orders_placed_concurrently_arrives_once_and_in_stream_or
     stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
     let relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
     place_orders(&db.pool, "k", 300, 16).await;
+    // Keys settled without an order: their one event leaves like any other.
+    let commands = OrderCommands::new(db.pool.clone());
+    for i in 0..10 {
+        let gone = key(&format!("gone-{i}"));
+        let by = if i % 2 == 0 {
+            as_staff("acme")
+        } else {
+            as_customer("acme", "c")
+        };
+        commands.abandon_checkout(&by, &gone, now()).await.unwrap();
+    }
     wait_until_published(&nats, &db, Duration::from_secs(30)).await;
     let messages = nats.messages(STREAM).await;
     assert_one_message_per_event_in_stream_order(&stored_event_ids(&db).await, &messages);
+    let abandoned: Vec<&Value> = messages
+        .iter()
+        .filter(|(subject, _, _)| subject == "orders.acme.order.CheckoutAbandoned")
+        .map(|(_, _, body)| body)
+        .collect();
+    assert_eq!(abandoned.len(), 10);
+    let by_customer = abandoned
+        .iter()
+        .find(|body| body["payload"]["CheckoutAbandoned"]["idempotency_key"] == "gone-1")
+        .unwrap();
+    assert_eq!(by_customer["event_version"], "1");
+    assert_eq!(by_customer["sequence"], 1);
+    assert_eq!(
+        by_customer["payload"]["CheckoutAbandoned"]["by"],
+        serde_json::json!({"customer": "c"})
+    );
+    assert_eq!(
+        by_customer["aggregate_id"], by_customer["payload"]["CheckoutAbandoned"]["order_id"],
+        "the stream the order would have had"
+    );
     let (placed_subject, _, placed) = messages
         .iter()
         .find(|(subject, _, _)| subject.ends_with(".order.OrderPlaced"))

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::Duration as Ttl;
 use order_domain::TenantId;
 use order_service::{app, serve, AppState, JwtKeys, Role, ServeOptions};
+use order_store::AbandonmentLimit;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
@@ -26,6 +27,8 @@ pub struct AppOptions {
     pub connect_via: Option<SocketAddr>,
     /// Connection bounds of the HTTP server.
     pub serve: ServeOptions,
+    /// The bound on a customer's abandoned checkouts.
+    pub abandonment_limit: AbandonmentLimit,
 }
 
 impl Default for AppOptions {
@@ -36,6 +39,7 @@ impl Default for AppOptions {
             request_timeout: Duration::from_secs(10),
             connect_via: None,
             serve: ServeOptions::default(),
+            abandonment_limit: AbandonmentLimit::default(),
         }
     }
 }
@@ -57,6 +61,61 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// A server of the app over a database, on a random port.
+struct Server {
+    address: SocketAddr,
+    base_url: String,
+    keys: JwtKeys,
+    shutdown: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(db: &TestDatabase, options: AppOptions) -> Self {
+        order_client::install_tls_provider();
+        let mut connect = db.service_options().await;
+        if let Some(via) = options.connect_via {
+            // In the clear: a fault-injecting proxy reads the protocol.
+            connect = connect
+                .host(&via.ip().to_string())
+                .port(via.port())
+                .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .unwrap();
+        let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
+        let state = AppState::with_abandonment_limit(pool, keys.clone(), options.abandonment_limit);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (shutdown, rx) = oneshot::channel::<()>();
+        let router = app(state, options.request_timeout);
+        let task = tokio::spawn(async move {
+            let _ = serve(listener, router, options.serve, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Self {
+            address,
+            base_url: format!("http://{address}"),
+            keys,
+            shutdown,
+            task,
+        }
+    }
+}
+
+/// A second server over a [`TestApp`]'s database (stops when dropped).
+#[derive(Debug)]
+pub struct Replica {
+    pub base_url: String,
+    _shutdown: oneshot::Sender<()>,
 }
 
 /// The service's router over `db`, without a socket, for `oneshot` calls.
@@ -89,42 +148,26 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: AppOptions) -> Self {
-        order_client::install_tls_provider();
         let db = TestDatabase::new().await;
-        let mut connect = db.service_options().await;
-        if let Some(via) = options.connect_via {
-            // In the clear: a fault-injecting proxy reads the protocol.
-            connect = connect
-                .host(&via.ip().to_string())
-                .port(via.port())
-                .ssl_mode(sqlx::postgres::PgSslMode::Disable);
-        }
-        let pool = PgPoolOptions::new()
-            .max_connections(options.pool_size)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await
-            .unwrap();
-        let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
-        let state = AppState::new(pool, keys.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let router = app(state, options.request_timeout);
-        let server = tokio::spawn(async move {
-            let _ = serve(listener, router, options.serve, async {
-                let _ = rx.await;
-            })
-            .await;
-        });
+        let server = Server::start(&db, options).await;
         Self {
             db,
-            address,
-            base_url: format!("http://{address}"),
-            keys,
+            address: server.address,
+            base_url: server.base_url,
+            keys: server.keys,
             http: reqwest::Client::new(),
-            shutdown: Some(tx),
-            server: Some(server),
+            shutdown: Some(server.shutdown),
+            server: Some(server.task),
+        }
+    }
+
+    /// Another replica of the service over this app's database: its own
+    /// pool, caches and port, as a second process would have.
+    pub async fn replica(&self) -> Replica {
+        let server = Server::start(&self.db, AppOptions::default()).await;
+        Replica {
+            base_url: server.base_url,
+            _shutdown: server.shutdown,
         }
     }
 

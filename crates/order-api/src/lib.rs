@@ -125,6 +125,35 @@ pub struct OrderList {
     pub next: Option<String>,
 }
 
+/// What became of a checkout's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckoutState {
+    /// An order was placed with the key (`order` says which).
+    Placed,
+    /// The key was settled without an order: none was placed with it, and
+    /// none ever will be.
+    Abandoned,
+    /// A state this client does not know yet: the contract may add states,
+    /// and clients must accept them. Never sent by this service.
+    #[serde(other, skip_serializing)]
+    Unknown,
+}
+
+/// `GET /v1/checkouts/{key}` and `POST /v1/checkouts/{key}/abandon`: the
+/// outcome of the checkout made with a key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Checkout)]
+pub struct CheckoutStatus {
+    /// The key, as the service compares it.
+    pub idempotency_key: String,
+    pub state: CheckoutState,
+    /// The order placed with the key (`placed`), else null.
+    pub order: Option<Order>,
+    /// When the key was abandoned (`abandoned`), else null.
+    pub abandoned_at: Option<DateTime<Utc>>,
+}
+
 /// `PUT /v1/products/{sku}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ProductDefinition {

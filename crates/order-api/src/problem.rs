@@ -58,6 +58,8 @@ pub enum ProblemKind {
     IdempotencyKeyMissing,
     IdempotencyKeyInvalid,
     IdempotencyKeyReused,
+    CheckoutAbandoned,
+    CheckoutNotFound,
     UnknownSku,
     OutOfStock,
     StockBelowZero,
@@ -72,16 +74,19 @@ pub enum ProblemKind {
     Forbidden,
     NotFound,
     MethodNotAllowed,
+    TooManyRequests,
     Unavailable,
     Timeout,
     Internal,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 20] = [
+    pub const ALL: [ProblemKind; 23] = [
         Self::IdempotencyKeyMissing,
         Self::IdempotencyKeyInvalid,
         Self::IdempotencyKeyReused,
+        Self::CheckoutAbandoned,
+        Self::CheckoutNotFound,
         Self::UnknownSku,
         Self::OutOfStock,
         Self::StockBelowZero,
@@ -96,6 +101,7 @@ impl ProblemKind {
         Self::Forbidden,
         Self::NotFound,
         Self::MethodNotAllowed,
+        Self::TooManyRequests,
         Self::Unavailable,
         Self::Timeout,
         Self::Internal,
@@ -106,6 +112,8 @@ impl ProblemKind {
             Self::IdempotencyKeyMissing => "idempotency-key-missing",
             Self::IdempotencyKeyInvalid => "idempotency-key-invalid",
             Self::IdempotencyKeyReused => "idempotency-key-reused",
+            Self::CheckoutAbandoned => "checkout-abandoned",
+            Self::CheckoutNotFound => "checkout-not-found",
             Self::UnknownSku => "unknown-sku",
             Self::OutOfStock => "out-of-stock",
             Self::StockBelowZero => "stock-below-zero",
@@ -120,6 +128,7 @@ impl ProblemKind {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
+            Self::TooManyRequests => "too-many-requests",
             Self::Unavailable => "unavailable",
             Self::Timeout => "timeout",
             Self::Internal => "internal",
@@ -141,11 +150,13 @@ impl ProblemKind {
             | Self::InvalidHeader => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::CheckoutNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::OutOfStock | Self::StockBelowZero | Self::InvalidTransition => {
-                StatusCode::CONFLICT
-            }
+            Self::OutOfStock
+            | Self::StockBelowZero
+            | Self::InvalidTransition
+            | Self::CheckoutAbandoned => StatusCode::CONFLICT,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::IdempotencyKeyReused | Self::UnknownSku | Self::InvalidBody => {
@@ -161,6 +172,8 @@ impl ProblemKind {
             Self::IdempotencyKeyMissing => "Idempotency-Key header missing",
             Self::IdempotencyKeyInvalid => "Idempotency-Key header invalid",
             Self::IdempotencyKeyReused => "Idempotency-Key reused for a different request",
+            Self::CheckoutAbandoned => "Checkout abandoned",
+            Self::CheckoutNotFound => "Nothing recorded for this Idempotency-Key",
             Self::UnknownSku => "Unknown SKU",
             Self::OutOfStock => "Out of stock",
             Self::StockBelowZero => "Stock cannot go below zero",
@@ -175,6 +188,7 @@ impl ProblemKind {
             Self::Forbidden => "Forbidden",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::TooManyRequests => "Too many requests",
             Self::Unavailable => "Service unavailable",
             Self::Timeout => "Request timed out",
             Self::Internal => "Internal error",

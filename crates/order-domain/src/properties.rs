@@ -1,12 +1,15 @@
 //! Properties over random command sequences: handling never panics, folding
-//! the emitted events reproduces the aggregate's state, and the order's life
-//! only ever moves forward.
+//! the emitted events reproduces the aggregate's state, a key ends in one
+//! order or one abandonment (never both), and the order's life only ever
+//! moves forward.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use proptest::prelude::*;
 
-use crate::order::{CancelledBy, OrderCommand, OrderEvent, PricedLine};
+use crate::order::{
+    AbandonCheckout, AbandonedBy, CancelledBy, OrderCommand, OrderEvent, PricedLine,
+};
 use crate::test_support::*;
 use crate::{Order, OrderStatus};
 
@@ -32,8 +35,27 @@ fn command() -> impl Strategy<Value = OrderCommand> {
         Just(CancelledBy::Customer(customer("cust-1"))),
         Just(CancelledBy::Customer(customer("cust-2"))),
     ];
+    let abandon_by = prop_oneof![
+        Just(AbandonedBy::Staff),
+        Just(AbandonedBy::Customer(customer("cust-1"))),
+        Just(AbandonedBy::Customer(customer("cust-2"))),
+    ];
+    let abandon = (
+        abandon_by,
+        prop::sample::select(vec!["k-1", "k-2"]),
+        -100_i64..1_000,
+    )
+        .prop_map(|(by, k, s)| {
+            OrderCommand::AbandonCheckout(AbandonCheckout {
+                tenant: tenant("acme"),
+                idempotency_key: key(k),
+                by,
+                at: at(s),
+            })
+        });
     prop_oneof![
         3 => place,
+        1 => abandon,
         2 => (-100_i64..1_000).prop_map(|s| OrderCommand::MarkPaid { at: at(s) }),
         2 => (-100_i64..1_000).prop_map(|s| OrderCommand::Ship { at: at(s) }),
         2 => (by, -100_i64..1_000).prop_map(|(by, s)| OrderCommand::Cancel { by, at: at(s) }),
@@ -92,9 +114,14 @@ proptest! {
         let (_, events) = run(commands);
         let placed = events.iter().filter(|e| matches!(e, OrderEvent::OrderPlaced(_))).count();
         prop_assert!(placed <= 1);
+        if let Some(OrderEvent::CheckoutAbandoned(_)) = events.first() {
+            prop_assert_eq!(events.len(), 1, "an abandoned key gets no other event");
+            return Ok(());
+        }
         if let Some(first) = events.first() {
             prop_assert!(matches!(first, OrderEvent::OrderPlaced(_)));
         }
+        prop_assert!(!events.iter().any(|e| matches!(e, OrderEvent::CheckoutAbandoned(_))));
         let cancelled = events.iter().filter(|e| matches!(e, OrderEvent::OrderCancelled(_))).count();
         prop_assert!(cancelled <= 1, "stock must come back at most once");
         let mut order = Order::default();

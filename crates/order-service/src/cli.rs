@@ -100,6 +100,9 @@ struct ServeArgs {
     /// Most HTTP connections open at once (keep it below `ulimit -n`).
     #[arg(long, env = "ORDERS_MAX_CONNECTIONS", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Most checkouts one customer may abandon per minute (429 beyond).
+    #[arg(long, env = "ORDERS_ABANDON_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    abandon_limit: u32,
     /// Do not apply migrations at start (env: 1, true, yes or on).
     #[arg(long, env = "ORDERS_SKIP_MIGRATIONS", value_parser = clap::builder::FalseyValueParser::new())]
     skip_migrations: bool,
@@ -168,6 +171,10 @@ where
                 connections: crate::ServeOptions {
                     header_timeout: args.header_timeout,
                     max_connections: args.max_connections as usize,
+                },
+                abandonment_limit: order_store::AbandonmentLimit {
+                    most: args.abandon_limit,
+                    ..order_store::AbandonmentLimit::default()
                 },
             };
             run(config).await
@@ -305,7 +312,11 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
     }
     let pool = config.database.pool().context("DATABASE_URL")?;
     warn_if_privileged(&pool).await;
-    let state = AppState::new(pool.clone(), config.keys.clone());
+    let state = AppState::with_abandonment_limit(
+        pool.clone(),
+        config.keys.clone(),
+        config.abandonment_limit,
+    );
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {} (is the service already running?)", config.bind))?;

@@ -69,6 +69,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// Bounds on slow, idle and too many connections.
     pub connections: crate::ServeOptions,
+    /// Most checkouts one customer may abandon per minute.
+    pub abandonment_limit: order_store::AbandonmentLimit,
 }
 
 impl ServeConfig {

@@ -7,8 +7,9 @@
 //! drains in-flight requests.
 //!
 //! # Layout
-//! - `routes/`: one module per resource (checkout, orders, products,
-//!   operations), each handler annotated for the OpenAPI document; and
+//! - `routes/`: one module per resource (checkout, settling a checkout,
+//!   orders, products, operations), each handler annotated for the OpenAPI
+//!   document; and
 //!   `shop.rs`, the checkout page (`../shop/`, embedded).
 //! - `auth.rs`: HS256 JWTs; the tenant and role come from the token only.
 //! - `extract.rs`: extractors whose failures name the offending field.
@@ -62,6 +63,20 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn app(state: AppState, request_timeout: Duration) -> Router {
     let api = Router::new()
         .route("/v1/checkout", post(routes::checkout::checkout))
+        .route(
+            "/v1/checkouts",
+            get(routes::settling::get_checkout_by_query),
+        )
+        .route(
+            "/v1/checkouts/abandon",
+            post(routes::settling::abandon_checkout_by_query)
+                .get(routes::settling::get_checkout_named_abandon),
+        )
+        .route("/v1/checkouts/{key}", get(routes::settling::get_checkout))
+        .route(
+            "/v1/checkouts/{key}/abandon",
+            post(routes::settling::abandon_checkout),
+        )
         .route("/v1/orders", get(routes::orders::list_orders))
         .route("/v1/orders/{id}", get(routes::orders::get_order))
         .route("/v1/orders/{id}/cancel", post(routes::orders::cancel_order))

@@ -33,6 +33,10 @@ use crate::routes;
     ),
     paths(
         routes::checkout::checkout,
+        routes::settling::get_checkout,
+        routes::settling::get_checkout_by_query,
+        routes::settling::abandon_checkout,
+        routes::settling::abandon_checkout_by_query,
         routes::orders::get_order,
         routes::orders::list_orders,
         routes::orders::cancel_order,
@@ -50,6 +54,8 @@ use crate::routes;
     components(schemas(
         order_api::CheckoutRequest,
         order_api::CheckoutLine,
+        order_api::CheckoutStatus,
+        order_api::CheckoutState,
         order_api::Order,
         order_api::OrderLine,
         order_api::OrderStatus,
@@ -67,7 +73,7 @@ use crate::routes;
     )),
     modifiers(&BearerAuth),
     tags(
-        (name = "checkout", description = "Placing orders, idempotently"),
+        (name = "checkout", description = "Placing orders, idempotently, and settling a checkout whose answer was lost"),
         (name = "orders", description = "Reading orders and moving them along"),
         (name = "catalogue", description = "Products and stock (writes: staff)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
@@ -205,6 +211,11 @@ fn refine_parameter(parameter: &mut Value) {
         (Some("header"), Some("Order-Channel")) => json!({
             "type": "string", "enum": ["api", "shop"], "default": "api"
         }),
+        (Some("path" | "query"), Some("key")) => json!({
+            "type": "string", "minLength": 1, "maxLength": 255,
+            "pattern": order_api::IDEMPOTENCY_KEY_PATTERN,
+            "example": "7f2b9a3e-5c1d-4e8f-9a6b-1c2d3e4f5a6b"
+        }),
         (Some("path"), Some("sku")) => json!({
             "type": "string", "minLength": 1, "maxLength": 64,
             "pattern": order_api::SKU_PATTERN, "example": "DOG-FOOD-3KG"
@@ -296,6 +307,25 @@ fn add_links(doc: &mut Value) {
             )) {
                 response["links"] = Value::Object(to_order.clone());
             }
+        }
+    }
+    // From a checkout to what became of its key.
+    let key = json!({"key": "$request.header.Idempotency-Key"});
+    for status in ["200", "201"] {
+        if let Some(links) = doc
+            .pointer_mut(&format!(
+                "/paths/~1v1~1checkout/post/responses/{status}/links"
+            ))
+            .and_then(Value::as_object_mut)
+        {
+            links.insert(
+                "GetCheckout".to_owned(),
+                json!({"operationId": "get_checkout", "parameters": key}),
+            );
+            links.insert(
+                "AbandonCheckout".to_owned(),
+                json!({"operationId": "abandon_checkout", "parameters": key}),
+            );
         }
     }
     let sku = json!({"sku": "$request.path.sku"});

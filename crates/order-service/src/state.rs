@@ -3,7 +3,9 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use order_store::{CatalogueCommands, CatalogueQueries, OrderCommands, OrderQueries, StoreProbe};
+use order_store::{
+    AbandonmentLimit, CatalogueCommands, CatalogueQueries, OrderCommands, OrderQueries, StoreProbe,
+};
 use sqlx::PgPool;
 
 use crate::auth::JwtKeys;
@@ -31,8 +33,20 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn new(pool: PgPool, keys: JwtKeys) -> Self {
+        Self::with_abandonment_limit(pool, keys, AbandonmentLimit::default())
+    }
+
+    /// As [`AppState::new`], with this bound on a customer's abandoned
+    /// checkouts.
+    pub fn with_abandonment_limit(
+        pool: PgPool,
+        keys: JwtKeys,
+        abandonment_limit: AbandonmentLimit,
+    ) -> Self {
         Self {
-            orders: Arc::new(OrderCommands::new(pool.clone())),
+            orders: Arc::new(
+                OrderCommands::new(pool.clone()).with_abandonment_limit(abandonment_limit),
+            ),
             catalogue: Arc::new(CatalogueCommands::new(pool.clone())),
             order_queries: OrderQueries::new(pool.clone()),
             catalogue_queries: CatalogueQueries::new(pool.clone()),

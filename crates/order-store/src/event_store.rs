@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
-use order_domain::{Sku, TenantId};
+use order_domain::{CustomerId, Order, Sku, TenantId};
 use serde_json::value::RawValue;
 use sqlx::types::Json;
 use sqlx::PgPool;
@@ -66,6 +67,35 @@ pub(crate) enum Appended<A: Aggregate> {
     Conflict,
     /// The inventory refused the change, on the stream the caller knew.
     Refused(Refusal),
+    /// The customer reached the bound on abandonments: nothing was stored.
+    Limited(Limited),
+}
+
+/// A refusal by a bound: its value, and how long until one more is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limited {
+    pub most: u32,
+    pub retry_after: Duration,
+}
+
+/// The bound an abandon by a customer is held to: at most `most` in any
+/// `window`, counted at `at` under a per-customer lock (migration 9).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AbandonmentBound<'a> {
+    pub customer: &'a CustomerId,
+    pub at: DateTime<Utc>,
+    pub most: u32,
+    pub window: Duration,
+}
+
+/// The statement that stores an append.
+#[derive(Debug, Clone, Copy)]
+enum Statement<'a> {
+    /// `append_to_stream`: any command's events.
+    Append,
+    /// `abandon_checkout`: the first event of an order stream, a
+    /// `CheckoutAbandoned`, within the bound for a customer (None: staff).
+    Abandon(Option<AbandonmentBound<'a>>),
 }
 
 /// Why the inventory refused an append.
@@ -191,10 +221,34 @@ impl EventStore {
         &self,
         append: &Append<'_, A>,
     ) -> Result<Appended<A>, StoreError> {
+        self.store(append, Statement::Append).await
+    }
+
+    /// Appends a `CheckoutAbandoned` as the first event of its order
+    /// stream, unless the stream has events (then: `Moved`, with them) or
+    /// `bound` is reached (then: `Limited`).
+    pub async fn abandon(
+        &self,
+        append: &Append<'_, Order>,
+        bound: Option<AbandonmentBound<'_>>,
+    ) -> Result<Appended<Order>, StoreError> {
+        if append.expected != 0 {
+            return Err(StoreError::Internal(
+                "an abandonment can only be a stream's first event".into(),
+            ));
+        }
+        self.store(append, Statement::Abandon(bound)).await
+    }
+
+    async fn store<A: StreamKind>(
+        &self,
+        append: &Append<'_, A>,
+        statement: Statement<'_>,
+    ) -> Result<Appended<A>, StoreError> {
         let call = AppendCall::new(append)?;
         let mut attempt = 1;
         loop {
-            match call.run::<A>(&self.pool, append).await {
+            match call.run::<A>(&self.pool, append, statement).await {
                 Err(AppendFailure::Database(err))
                     if is_transient(&err) && attempt < TRANSIENT_ATTEMPTS =>
                 {
@@ -280,32 +334,43 @@ impl AppendCall {
         &self,
         pool: &PgPool,
         append: &Append<'_, A>,
+        statement: Statement<'_>,
     ) -> Result<Appended<A>, AppendFailure> {
         let empty = TenantChanges::default();
         let changes = self.changes.of(append.tenant).unwrap_or(&empty);
         let arrays = ProjectionArrays::of(append.tenant, changes);
-        let answers: Vec<AppendAnswer> = sqlx::query_as(include_str!("sql/append_to_stream.sql"))
-            .bind(append.tenant.as_str())
-            .bind(A::TYPE)
-            .bind(append.id)
-            .bind(append.expected)
-            .bind(&self.events)
-            .bind(changes.stock_guard(append.tenant))
-            .bind(&self.prices)
-            .bind(arrays.products)
-            .bind(arrays.stock)
-            .bind(arrays.orders)
-            .bind(arrays.updates)
-            .bind(arrays.items)
-            .fetch_all(pool)
-            .await
-            .map_err(|err| {
-                if lost_race(&err) {
-                    AppendFailure::Conflict
-                } else {
-                    AppendFailure::Database(err)
-                }
-            })?;
+        let query = match statement {
+            Statement::Append => sqlx::query_as(include_str!("sql/append_to_stream.sql"))
+                .bind(append.tenant.as_str())
+                .bind(A::TYPE)
+                .bind(append.id)
+                .bind(append.expected)
+                .bind(&self.events)
+                .bind(changes.stock_guard(append.tenant))
+                .bind(&self.prices)
+                .bind(arrays.products)
+                .bind(arrays.stock)
+                .bind(arrays.orders)
+                .bind(arrays.updates)
+                .bind(arrays.items)
+                .bind(arrays.abandonments),
+            Statement::Abandon(bound) => sqlx::query_as(include_str!("sql/abandon_checkout.sql"))
+                .bind(append.tenant.as_str())
+                .bind(append.id)
+                .bind(&self.events)
+                .bind(arrays.abandonments)
+                .bind(bound.map(|b| b.customer.as_str()))
+                .bind(bound.map(|b| b.at))
+                .bind(bound.map(|b| i64::from(b.most)))
+                .bind(bound.map(|b| b.window)),
+        };
+        let answers: Vec<AppendAnswer> = query.fetch_all(pool).await.map_err(|err| {
+            if lost_race(&err) {
+                AppendFailure::Conflict
+            } else {
+                AppendFailure::Database(err)
+            }
+        })?;
         let answer = |what: String| AppendFailure::Store(StoreError::Internal(what));
         let first = answers
             .first()
@@ -337,6 +402,18 @@ impl AppendCall {
                     .collect::<Result<_, _>>()
                     .map_err(AppendFailure::Store)?,
             ),
+            "limited" => Appended::Limited(Limited {
+                most: first
+                    .requested
+                    .and_then(|most| u32::try_from(most).ok())
+                    .unwrap_or_default(),
+                retry_after: Duration::from_secs(
+                    first
+                        .available
+                        .and_then(|seconds| u64::try_from(seconds).ok())
+                        .unwrap_or(1),
+                ),
+            }),
             "unknown" => Appended::Refused(Refusal::UnknownSku(sku()?)),
             "repriced" => Appended::Refused(Refusal::Repriced(sku()?)),
             "short" => Appended::Refused(Refusal::Short {

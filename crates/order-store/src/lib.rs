@@ -75,7 +75,8 @@ pub use command_context::{Actor, CommandContext, TENANT_METADATA_KEY};
 pub use database_url::with_database;
 pub use error::{StockRejection, StoreError};
 pub use order_commands::{
-    CheckoutError, CheckoutOutcome, OrderCommandError, OrderCommands, OrderTransition, PlacedOrder,
+    AbandonError, AbandonmentLimit, CheckoutError, CheckoutOutcome, OrderCommandError,
+    OrderCommands, OrderTransition, PlacedOrder, Settlement,
 };
 pub use order_queries::{
     InvalidCursor, OrderCursor, OrderFilter, OrderPage, OrderQueries, OrderVisibility,

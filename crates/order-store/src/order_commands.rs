@@ -1,18 +1,23 @@
-//! Checkout and the order's later transitions.
+//! Checkout, settling a checkout's key, and the order's later transitions.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use order_domain::order::{CancelledBy, Checkout, OrderCommand, OrderError};
-use order_domain::{Order, OrderId, Sku, TenantId};
+use order_api::CheckoutStatus;
+use order_domain::order::{
+    AbandonCheckout, AbandonedBy, CancelledBy, Checkout, OrderCommand, OrderError,
+};
+use order_domain::{IdempotencyKey, Order, OrderId, Sku, TenantId};
 use sqlx::PgPool;
 
 use crate::catalogue_queries::{CataloguePrice, CatalogueQueries};
 use crate::command_context::{Actor, CommandContext};
 use crate::error::StoreError;
-use crate::event_store::{Append, Appended, EventStore, Refusal, Stream};
+use crate::event_store::{AbandonmentBound, Append, Appended, EventStore, Refusal, Stream};
 use crate::execute::{count_rerun, decide, execute, ExecuteError, CONFLICT_ATTEMPTS};
 use crate::known_orders::KnownOrders;
-use crate::order_view::order_of;
+use crate::order_view::{checkout_status_of, order_of};
 use crate::price_cache::PriceCache;
 
 /// Whether a checkout placed the order now or found it placed by an earlier
@@ -51,6 +56,69 @@ pub enum CheckoutError {
     Rejected(OrderError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What an abandon found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// Placed (with the order) or abandoned.
+    pub checkout: CheckoutStatus,
+    /// True when this call recorded the abandonment.
+    pub abandoned_now: bool,
+}
+
+impl Settlement {
+    fn of(key: &IdempotencyKey, order: &Order, abandoned_now: bool) -> Result<Self, AbandonError> {
+        let checkout = checkout_status_of(key, order)
+            .ok_or_else(|| StoreError::Internal("a settled checkout has no first event".into()))?;
+        Ok(Self {
+            checkout,
+            abandoned_now,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AbandonError {
+    /// The key is another customer's (or another tenant's): as if nothing
+    /// were recorded for it.
+    #[error("nothing is recorded for this Idempotency-Key")]
+    NotFound,
+    #[error("at most {most} abandoned checkouts per customer in {}; retry in {} s", humanize(*per), retry_after.as_secs())]
+    Limited {
+        most: u32,
+        per: Duration,
+        retry_after: Duration,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// `60 s` or `1 min`-style text of a window.
+fn humanize(window: Duration) -> String {
+    match window.as_secs() {
+        60 => "a minute".to_owned(),
+        seconds if seconds % 60 == 0 => format!("{} minutes", seconds / 60),
+        seconds => format!("{seconds} seconds"),
+    }
+}
+
+/// How many checkouts one customer may abandon in a window (the contract's
+/// default: 60 per minute). Every abandonment is an event kept for ever:
+/// the bound keeps one customer from filling the store with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbandonmentLimit {
+    pub most: u32,
+    pub per: Duration,
+}
+
+impl Default for AbandonmentLimit {
+    fn default() -> Self {
+        Self {
+            most: 60,
+            per: Duration::from_secs(60),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +160,7 @@ pub struct OrderCommands {
     catalogue: CatalogueQueries,
     prices: PriceCache,
     known: KnownOrders,
+    abandonment_limit: AbandonmentLimit,
 }
 
 impl std::fmt::Debug for OrderCommands {
@@ -107,6 +176,15 @@ impl OrderCommands {
             catalogue: CatalogueQueries::new(pool),
             prices: PriceCache::default(),
             known: KnownOrders::default(),
+            abandonment_limit: AbandonmentLimit::default(),
+        }
+    }
+
+    /// The same commands, with this bound on a customer's abandonments.
+    pub fn with_abandonment_limit(self, abandonment_limit: AbandonmentLimit) -> Self {
+        Self {
+            abandonment_limit,
+            ..self
         }
     }
 
@@ -139,11 +217,11 @@ impl OrderCommands {
             Stream::<Order>::empty()
         };
         for _ in 0..CONFLICT_ATTEMPTS {
-            if stream.aggregate.details().is_some() {
+            if stream.aggregate.settled().is_some() {
                 self.known.insert(*order_id.as_uuid());
                 let order = stream
                     .aggregate
-                    .check_retry(tenant, checkout.idempotency_key(), checkout.fingerprint())
+                    .check_retry(tenant, &checkout)
                     .map_err(CheckoutError::Rejected)?;
                 return Ok(PlacedOrder {
                     order: order_of(order),
@@ -205,6 +283,9 @@ impl OrderCommands {
                         available,
                     })
                 }
+                Appended::Limited(_) => {
+                    return Err(StoreError::Internal("a checkout has no bound".into()).into())
+                }
             }
             count_rerun("checkout", Order::TYPE, &id);
         }
@@ -248,6 +329,94 @@ impl OrderCommands {
             .zip(cached)
             .map(|(sku, price)| price.ok_or_else(|| (*sku).clone()))
             .collect())
+    }
+
+    /// Settles the checkout of (tenant, `key`) for good: its order when one
+    /// was placed (nothing changes), else the abandonment, recorded now as
+    /// the first event of the order's stream, so that no checkout with the
+    /// key can ever place one (see `order_domain::order::abandonment`).
+    ///
+    /// One round trip when the key is new. A customer may settle their own
+    /// keys and keys staff abandoned, and records at most
+    /// [`AbandonmentLimit`] abandonments; staff settle any key of the tenant.
+    pub async fn abandon_checkout(
+        &self,
+        context: &CommandContext,
+        key: &IdempotencyKey,
+        at: DateTime<Utc>,
+    ) -> Result<Settlement, AbandonError> {
+        let tenant = &context.tenant;
+        let order_id = OrderId::for_checkout(tenant, key);
+        let id = order_id.to_string();
+        let (by, bound) = match &context.actor {
+            Actor::Customer(customer) => (
+                AbandonedBy::Customer(customer.clone()),
+                Some(AbandonmentBound {
+                    customer,
+                    at,
+                    most: self.abandonment_limit.most,
+                    window: self.abandonment_limit.per,
+                }),
+            ),
+            Actor::Staff(_) => (AbandonedBy::Staff, None),
+        };
+        let command = OrderCommand::AbandonCheckout(AbandonCheckout {
+            tenant: tenant.clone(),
+            idempotency_key: key.clone(),
+            by,
+            at,
+        });
+        let metadata = context.metadata()?;
+        let mut stream = if self.known.contains(order_id.as_uuid()) {
+            self.store.load(tenant, &id).await?
+        } else {
+            Stream::<Order>::empty()
+        };
+        for _ in 0..CONFLICT_ATTEMPTS {
+            let (after, events) = decide(&stream.aggregate, command.clone()).await.map_err(
+                |refused| match refused {
+                    OrderError::NotYourOrder => AbandonError::NotFound,
+                    other => AbandonError::Store(StoreError::Internal(other.to_string())),
+                },
+            )?;
+            if events.is_empty() {
+                self.known.insert(*order_id.as_uuid());
+                return Settlement::of(key, &after, false);
+            }
+            let append = Append::<Order> {
+                tenant,
+                id: &id,
+                expected: stream.version,
+                events: &events,
+                metadata: &metadata,
+                prices: &[],
+            };
+            match self.store.abandon(&append, bound).await? {
+                Appended::Stored => {
+                    self.known.insert(*order_id.as_uuid());
+                    return Settlement::of(key, &after, true);
+                }
+                Appended::Moved(newer) => stream.apply(newer),
+                Appended::Conflict => stream = self.store.load(tenant, &id).await?,
+                Appended::Limited(limited) => {
+                    return Err(AbandonError::Limited {
+                        most: limited.most,
+                        per: self.abandonment_limit.per,
+                        retry_after: limited.retry_after,
+                    })
+                }
+                Appended::Refused(refusal) => {
+                    return Err(AbandonError::Store(StoreError::Internal(format!(
+                        "the inventory refused an abandonment: {refusal:?}"
+                    ))))
+                }
+            }
+            count_rerun("abandon", Order::TYPE, &id);
+        }
+        Err(AbandonError::Store(StoreError::ContendedStream {
+            stream: format!("{}/{id}", Order::TYPE),
+            attempts: CONFLICT_ATTEMPTS,
+        }))
     }
 
     /// Cancels the order and gives its stock back, once. Customers may cancel

@@ -3,14 +3,14 @@
 //! not found.
 
 use chrono::{DateTime, TimeZone, Utc};
-use order_domain::{CustomerId, OrderId, OrderStatus, TenantId};
+use order_domain::{CustomerId, IdempotencyKey, OrderId, OrderStatus, TenantId};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use order_api::{Order, OrderLine};
+use order_api::{CheckoutStatus, Order, OrderLine};
 
-use crate::order_view::status_of;
+use crate::order_view::{abandoned_checkout, placed_checkout, status_of};
 
 /// Whose orders a reader may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +178,37 @@ impl OrderQueries {
         .fetch_optional(&self.pool)
         .await?;
         row.map(Order::try_from).transpose()
+    }
+
+    /// What became of the checkout of (tenant, `key`), if the caller may
+    /// see it: its order (the order's id is the key's, see
+    /// [`OrderId::for_checkout`]), or its abandonment (a customer sees
+    /// their own and those staff made: every customer's checkout with such
+    /// a key is answered "abandoned" anyway). None: nothing is recorded,
+    /// or nothing the caller may see.
+    pub async fn find_checkout(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        visibility: &OrderVisibility,
+    ) -> Result<Option<CheckoutStatus>, StoreError> {
+        let id = OrderId::for_checkout(tenant, key);
+        if let Some(order) = self.find_order(tenant, id, visibility).await? {
+            return Ok(Some(placed_checkout(key, order)));
+        }
+        let abandonment = sqlx::query_file!(
+            "src/sql/find_abandonment.sql",
+            tenant.as_str(),
+            key.as_str()
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(abandonment
+            .filter(|row| match (visibility, &row.customer_id) {
+                (OrderVisibility::Customer(reader), Some(owner)) => reader.as_str() == owner,
+                _ => true,
+            })
+            .map(|row| abandoned_checkout(key, row.abandoned_at)))
     }
 
     pub async fn list_orders(

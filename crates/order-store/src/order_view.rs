@@ -4,9 +4,9 @@
 //! (`order_queries.rs`), and both give the same value (`tests/order_shape.rs`
 //! fails when they do not). No intermediate copy of the order's shape.
 
-use order_api::{Order, OrderLine};
-use order_domain::order::OrderDetails;
-use order_domain::OrderStatus;
+use order_api::{CheckoutState, CheckoutStatus, Order, OrderLine};
+use order_domain::order::{OrderDetails, SettledCheckout};
+use order_domain::{IdempotencyKey, OrderStatus};
 
 /// The order as the events say it is.
 pub(crate) fn order_of(order: &OrderDetails) -> Order {
@@ -32,6 +32,38 @@ pub(crate) fn order_of(order: &OrderDetails) -> Order {
         note: order.note.as_ref().map(|n| n.to_string()),
         placed_at: order.placed_at,
         updated_at: order.updated_at,
+    }
+}
+
+/// What became of `key`, as its stream says (None: nothing yet).
+pub(crate) fn checkout_status_of(
+    key: &IdempotencyKey,
+    order: &order_domain::Order,
+) -> Option<CheckoutStatus> {
+    Some(match order.settled()? {
+        SettledCheckout::Placed(details) => placed_checkout(key, order_of(details)),
+        SettledCheckout::Abandoned(abandoned) => abandoned_checkout(key, abandoned.abandoned_at),
+    })
+}
+
+pub(crate) fn placed_checkout(key: &IdempotencyKey, order: Order) -> CheckoutStatus {
+    CheckoutStatus {
+        idempotency_key: key.to_string(),
+        state: CheckoutState::Placed,
+        order: Some(order),
+        abandoned_at: None,
+    }
+}
+
+pub(crate) fn abandoned_checkout(
+    key: &IdempotencyKey,
+    abandoned_at: chrono::DateTime<chrono::Utc>,
+) -> CheckoutStatus {
+    CheckoutStatus {
+        idempotency_key: key.to_string(),
+        state: CheckoutState::Abandoned,
+        order: None,
+        abandoned_at: Some(abandoned_at),
     }
 }
 

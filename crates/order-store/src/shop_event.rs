@@ -146,14 +146,20 @@ impl ShopEvent {
                 Some(&d.tenant)
             }
             Self::StockAdjustment(StockAdjustmentEvent::StockAdjusted(a)) => Some(&a.tenant),
+            Self::Order(OrderEvent::CheckoutAbandoned(abandoned)) => Some(&abandoned.tenant),
             Self::Order(_) => None,
         }
     }
 
-    /// The Idempotency-Key of an event that starts a keyed stream.
+    /// The Idempotency-Key of an event that starts a keyed stream (stored in
+    /// `events.idempotency_key`, where the store lets one stream per key in:
+    /// an order's `OrderPlaced` and a `CheckoutAbandoned` compete for it).
     pub fn stream_key(&self) -> Option<&IdempotencyKey> {
         match self {
             Self::Order(OrderEvent::OrderPlaced(placed)) => Some(&placed.idempotency_key),
+            Self::Order(OrderEvent::CheckoutAbandoned(abandoned)) => {
+                Some(&abandoned.idempotency_key)
+            }
             Self::StockAdjustment(StockAdjustmentEvent::StockAdjusted(a)) => {
                 Some(&a.idempotency_key)
             }

@@ -4,7 +4,8 @@
 //! Every event is produced by the domain's own `decide`, so the history is
 //! one the live write path could have written: products defined, stock
 //! received, orders placed (1 to 3 lines), some paid, some of those shipped,
-//! some cancelled (by customers before payment, by staff after). Stock is
+//! some cancelled (by customers before payment, by staff after), and a few
+//! checkouts abandoned before any order was placed with their key. Stock is
 //! received generously first, so no order would have been refused.
 
 use std::collections::HashMap;
@@ -12,7 +13,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use order_domain::order::{
-    CancelledBy, Checkout, OrderCommand, OrderEvent, PricedLine, RequestedLine,
+    AbandonCheckout, AbandonedBy, CancelledBy, Checkout, OrderCommand, OrderEvent, PricedLine,
+    RequestedLine,
 };
 use order_domain::product::{DefineProduct, ProductCommand};
 use order_domain::stock_adjustment::{AdjustStock, StockAdjustmentCommand};
@@ -64,6 +66,7 @@ pub enum HistoryError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HistoryStats {
     pub events: u64,
+    /// Order streams: orders placed, and checkouts abandoned.
     pub orders: u64,
 }
 
@@ -205,7 +208,19 @@ pub async fn generate(pool: &PgPool, spec: &HistorySpec) -> Result<HistoryStats,
             .map_err(|e| HistoryError::Domain(e.to_string()))?;
         let mut commands = vec![OrderCommand::PlaceOrder(place)];
         let fate: f64 = rng.random();
-        if fate < 0.1 {
+        if fate < 0.02 {
+            // The answer was lost and the client settled the key instead.
+            commands = vec![OrderCommand::AbandonCheckout(AbandonCheckout {
+                tenant: tenant.clone(),
+                idempotency_key: key.clone(),
+                by: if fate < 0.015 {
+                    AbandonedBy::Customer(customer)
+                } else {
+                    AbandonedBy::Staff
+                },
+                at: tick(&mut rng),
+            })];
+        } else if fate < 0.1 {
             commands.push(OrderCommand::Cancel {
                 by: CancelledBy::Customer(customer),
                 at: tick(&mut rng),
@@ -228,8 +243,11 @@ pub async fn generate(pool: &PgPool, spec: &HistorySpec) -> Result<HistoryStats,
                 .map_err(|e| HistoryError::Domain(e.to_string()))?;
             for event in events {
                 sequence += 1;
-                let stream_key =
-                    matches!(event, OrderEvent::OrderPlaced(_)).then(|| key.to_string());
+                let stream_key = matches!(
+                    event,
+                    OrderEvent::OrderPlaced(_) | OrderEvent::CheckoutAbandoned(_)
+                )
+                .then(|| key.to_string());
                 order.apply(event.clone());
                 push(
                     &mut rows,

@@ -4,8 +4,9 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_lines, CancelledBy, OrderAction, OrderCancelled, OrderCommand, OrderError, OrderEvent,
-    OrderLine, OrderPlaced, PlaceOrder, StockLine,
+    check_lines, AbandonCheckout, AbandonedBy, CancelledBy, Checkout, CheckoutAbandoned,
+    OrderAction, OrderCancelled, OrderCommand, OrderError, OrderEvent, OrderLine, OrderPlaced,
+    PlaceOrder, SettledCheckout, StockLine,
 };
 use crate::{
     CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, InvalidValue, Money, OrderId,
@@ -80,7 +81,18 @@ pub struct OrderDetails {
 /// checkout's tenant and Idempotency-Key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Order {
-    details: Option<OrderDetails>,
+    state: OrderState,
+}
+
+/// What the stream's first event made of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+enum OrderState {
+    /// No event: the key has not been used.
+    #[default]
+    Unused,
+    Placed(OrderDetails),
+    /// Settled without an order, for good.
+    Abandoned(CheckoutAbandoned),
 }
 
 impl Order {
@@ -89,43 +101,88 @@ impl Order {
 
     /// The order, once placed.
     pub fn details(&self) -> Option<&OrderDetails> {
-        self.details.as_ref()
+        match &self.state {
+            OrderState::Placed(details) => Some(details),
+            _ => None,
+        }
+    }
+
+    /// What became of the key: placed or abandoned (None: nothing yet).
+    pub fn settled(&self) -> Option<SettledCheckout<'_>> {
+        match &self.state {
+            OrderState::Unused => None,
+            OrderState::Placed(details) => Some(SettledCheckout::Placed(details)),
+            OrderState::Abandoned(abandoned) => Some(SettledCheckout::Abandoned(abandoned)),
+        }
     }
 
     /// Decides which events a command produces. Pure: no I/O, no clock.
     pub fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
         match command {
             OrderCommand::PlaceOrder(place) => self.place(place),
+            OrderCommand::AbandonCheckout(abandon) => self.abandon(abandon),
             OrderCommand::MarkPaid { at } => self.mark_paid(at),
             OrderCommand::Ship { at } => self.ship(at),
             OrderCommand::Cancel { by, at } => self.cancel(by, at),
         }
     }
 
-    /// How a placed order answers a checkout carrying its key: the order
-    /// itself when the request is the same (a retry), `IdempotencyKeyReused`
-    /// when it is not. Needs no prices: a retry is answered from the stream.
+    /// How a stream that has its first event answers a checkout carrying
+    /// its key: the order itself when the request is the same (a retry);
+    /// `IdempotencyKeyReused` when it is not, or the key is another
+    /// customer's; `CheckoutAbandoned` when the key was settled without an
+    /// order. Needs no prices: a retry is answered from the stream.
     pub fn check_retry(
         &self,
         tenant: &TenantId,
+        checkout: &Checkout,
+    ) -> Result<&OrderDetails, OrderError> {
+        self.answer_checkout(
+            tenant,
+            checkout.idempotency_key(),
+            checkout.customer(),
+            checkout.fingerprint(),
+        )
+    }
+
+    fn answer_checkout(
+        &self,
+        tenant: &TenantId,
         key: &IdempotencyKey,
+        customer: &CustomerId,
         fingerprint: &CheckoutFingerprint,
     ) -> Result<&OrderDetails, OrderError> {
-        let existing = self.placed()?;
-        if existing.tenant == *tenant
-            && existing.idempotency_key == *key
-            && existing.fingerprint == *fingerprint
-        {
-            Ok(existing)
-        } else {
-            Err(OrderError::IdempotencyKeyReused)
+        match &self.state {
+            OrderState::Unused => Err(OrderError::OrderNotFound),
+            OrderState::Placed(existing)
+                if existing.tenant == *tenant
+                    && existing.idempotency_key == *key
+                    && existing.fingerprint == *fingerprint =>
+            {
+                Ok(existing)
+            }
+            OrderState::Abandoned(abandoned)
+                if abandoned.tenant == *tenant
+                    && abandoned.idempotency_key == *key
+                    && abandoned.is_visible_to(customer) =>
+            {
+                Err(OrderError::CheckoutAbandoned)
+            }
+            OrderState::Placed(_) | OrderState::Abandoned(_) => {
+                Err(OrderError::IdempotencyKeyReused)
+            }
         }
     }
 
     fn place(&self, cmd: PlaceOrder) -> Result<Vec<OrderEvent>, OrderError> {
-        if self.details.is_some() {
+        if !matches!(self.state, OrderState::Unused) {
             return self
-                .check_retry(&cmd.tenant, &cmd.idempotency_key, &cmd.fingerprint)
+                .answer_checkout(
+                    &cmd.tenant,
+                    &cmd.idempotency_key,
+                    &cmd.customer,
+                    &cmd.fingerprint,
+                )
                 .map(|_| vec![]);
         }
         check_lines(cmd.lines.iter().map(|line| &line.sku)).map_err(|broken| broken.error)?;
@@ -167,6 +224,44 @@ impl Order {
             placed_at: store_precision(cmd.placed_at),
             channel: cmd.channel,
         })])
+    }
+
+    /// Abandons the key when nothing was placed with it; otherwise nothing
+    /// changes (an order is not cancelled by this). A customer may settle
+    /// only a key that is theirs, or one staff abandoned; staff any.
+    fn abandon(&self, cmd: AbandonCheckout) -> Result<Vec<OrderEvent>, OrderError> {
+        let owner = match &self.state {
+            OrderState::Unused => {
+                return Ok(vec![CheckoutAbandoned {
+                    order_id: OrderId::for_checkout(&cmd.tenant, &cmd.idempotency_key),
+                    tenant: cmd.tenant,
+                    idempotency_key: cmd.idempotency_key,
+                    by: cmd.by,
+                    abandoned_at: store_precision(cmd.at),
+                }
+                .into()])
+            }
+            OrderState::Placed(order)
+                if order.tenant == cmd.tenant && order.idempotency_key == cmd.idempotency_key =>
+            {
+                Some(&order.customer)
+            }
+            OrderState::Abandoned(abandoned)
+                if abandoned.tenant == cmd.tenant
+                    && abandoned.idempotency_key == cmd.idempotency_key =>
+            {
+                abandoned.owner()
+            }
+            OrderState::Placed(_) | OrderState::Abandoned(_) => {
+                return Err(OrderError::NotYourOrder)
+            }
+        };
+        match (&cmd.by, owner) {
+            (AbandonedBy::Customer(customer), Some(owner)) if customer != owner => {
+                Err(OrderError::NotYourOrder)
+            }
+            _ => Ok(vec![]),
+        }
     }
 
     fn mark_paid(&self, at: DateTime<Utc>) -> Result<Vec<OrderEvent>, OrderError> {
@@ -231,8 +326,10 @@ impl Order {
         }
     }
 
+    /// The placed order a transition applies to: an unused or abandoned key
+    /// has none.
     fn placed(&self) -> Result<&OrderDetails, OrderError> {
-        self.details.as_ref().ok_or(OrderError::OrderNotFound)
+        self.details().ok_or(OrderError::OrderNotFound)
     }
 }
 
@@ -273,7 +370,7 @@ impl Aggregate for Order {
     fn apply(&mut self, event: Self::Event) {
         match event {
             OrderEvent::OrderPlaced(placed) => {
-                self.details = Some(OrderDetails {
+                self.state = OrderState::Placed(OrderDetails {
                     id: placed.order_id,
                     tenant: placed.tenant,
                     idempotency_key: placed.idempotency_key,
@@ -293,25 +390,28 @@ impl Aggregate for Order {
                 });
             }
             OrderEvent::OrderPaid { paid_at } => {
-                if let Some(order) = &mut self.details {
+                if let OrderState::Placed(order) = &mut self.state {
                     order.status = OrderStatus::Paid;
                     order.paid_at = Some(paid_at);
                     order.updated_at = paid_at;
                 }
             }
             OrderEvent::OrderShipped { shipped_at } => {
-                if let Some(order) = &mut self.details {
+                if let OrderState::Placed(order) = &mut self.state {
                     order.status = OrderStatus::Shipped;
                     order.shipped_at = Some(shipped_at);
                     order.updated_at = shipped_at;
                 }
             }
             OrderEvent::OrderCancelled(cancelled) => {
-                if let Some(order) = &mut self.details {
+                if let OrderState::Placed(order) = &mut self.state {
                     order.status = OrderStatus::Cancelled;
                     order.cancelled_at = Some(cancelled.cancelled_at);
                     order.updated_at = cancelled.cancelled_at;
                 }
+            }
+            OrderEvent::CheckoutAbandoned(abandoned) => {
+                self.state = OrderState::Abandoned(abandoned);
             }
         }
     }

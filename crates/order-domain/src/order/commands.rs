@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::AbandonCheckout;
 use crate::{
     CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, Money, OrderChannel, OrderNote,
     ProductName, Quantity, Sku, TenantId,
@@ -10,9 +11,18 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrderCommand {
     PlaceOrder(PlaceOrder),
-    MarkPaid { at: DateTime<Utc> },
-    Ship { at: DateTime<Utc> },
-    Cancel { by: CancelledBy, at: DateTime<Utc> },
+    /// Settles a checkout's key without an order (see `abandonment.rs`).
+    AbandonCheckout(AbandonCheckout),
+    MarkPaid {
+        at: DateTime<Utc>,
+    },
+    Ship {
+        at: DateTime<Utc>,
+    },
+    Cancel {
+        by: CancelledBy,
+        at: DateTime<Utc>,
+    },
 }
 
 /// A checkout, after the server priced its lines from the catalogue. Built

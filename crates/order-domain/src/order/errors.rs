@@ -31,6 +31,10 @@ pub enum OrderError {
         "this Idempotency-Key was already used for a different checkout (other customer, lines or note); send a new key for a new checkout"
     )]
     IdempotencyKeyReused,
+    #[error(
+        "this Idempotency-Key's checkout was abandoned: nothing was ordered with it and nothing ever will be; start a new checkout with a new key"
+    )]
+    CheckoutAbandoned,
     #[error("an order needs at least one line")]
     NoLines,
     #[error("an order may have at most {max} lines; got {count}")]

@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::CancelledBy;
+use super::{CancelledBy, CheckoutAbandoned};
 use crate::{
     CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, OrderChannel, OrderId, OrderNote,
     OrderNumber, ProductName, Quantity, Sku, TenantId,
@@ -13,9 +13,16 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrderEvent {
     OrderPlaced(OrderPlaced),
-    OrderPaid { paid_at: DateTime<Utc> },
-    OrderShipped { shipped_at: DateTime<Utc> },
+    OrderPaid {
+        paid_at: DateTime<Utc>,
+    },
+    OrderShipped {
+        shipped_at: DateTime<Utc>,
+    },
     OrderCancelled(OrderCancelled),
+    /// The checkout's key was settled without an order: the first and only
+    /// event of its stream (see `abandonment.rs`).
+    CheckoutAbandoned(CheckoutAbandoned),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +55,7 @@ impl OrderEvent {
     pub fn current_version(event_type: &str) -> &'static str {
         match event_type {
             "OrderPlaced" => OrderPlaced::VERSION,
+            "CheckoutAbandoned" => CheckoutAbandoned::VERSION,
             _ => "1",
         }
     }
@@ -87,12 +95,13 @@ impl DomainEvent for OrderEvent {
             Self::OrderPaid { .. } => "OrderPaid",
             Self::OrderShipped { .. } => "OrderShipped",
             Self::OrderCancelled(_) => "OrderCancelled",
+            Self::CheckoutAbandoned(_) => "CheckoutAbandoned",
         }
         .to_owned()
     }
 
     /// `OrderPlaced` is at version 2 (it gained `channel`); the others have
-    /// not changed since version 1. Every version ever written is listed in
+    /// not changed since their version 1. Every version ever written is listed in
     /// docs/EVENTS.md, and the store's decoder reads each of them.
     fn event_version(&self) -> String {
         Self::current_version(&self.event_type()).to_owned()

@@ -1,6 +1,7 @@
 //! The order: placed once per (tenant, Idempotency-Key), then paid, shipped or
-//! cancelled.
+//! cancelled; or, instead of ever being placed, its checkout abandoned.
 
+mod abandonment;
 mod aggregate;
 mod checkout;
 mod checkout_rules;
@@ -10,6 +11,7 @@ mod events;
 #[cfg(test)]
 mod tests;
 
+pub use abandonment::{AbandonCheckout, AbandonedBy, CheckoutAbandoned, SettledCheckout};
 pub use aggregate::{Order, OrderDetails, OrderStatus};
 pub use checkout::{Checkout, RequestedLine};
 pub use checkout_rules::{check_lines, LineRuleBroken};

@@ -573,27 +573,236 @@ fn it_round_trips_events_through_json() {
 #[test]
 fn it_answers_a_retry_from_the_stream_without_prices() {
     let mut order = Order::default();
-    let place = checkout(vec![line("A", 2, 125_000), line("B", 1, 5_000)]);
-    let (tenant_id, key_id) = (place.tenant.clone(), place.idempotency_key.clone());
-    let same = crate::CheckoutFingerprint::of(
-        &customer("cust-1"),
-        [(&sku("B"), qty(1)), (&sku("A"), qty(2))],
-        None,
-    );
+    let asked = |customer_id: &str, lines: Vec<RequestedLine>| {
+        Checkout::new(key("k-1"), customer(customer_id), lines, None, at(5)).unwrap()
+    };
+    let requested = |code: &str, n: i64| RequestedLine {
+        sku: sku(code),
+        quantity: qty(n),
+    };
+    let same = asked("cust-1", vec![requested("B", 1), requested("A", 2)]);
     assert_eq!(
-        order.check_retry(&tenant_id, &key_id, &same).unwrap_err(),
+        order.check_retry(&tenant("acme"), &same).unwrap_err(),
         OrderError::OrderNotFound
     );
     for event in given_placed() {
         cqrs_es::Aggregate::apply(&mut order, event);
     }
     assert_eq!(
-        order.check_retry(&tenant_id, &key_id, &same).unwrap().total,
+        order.check_retry(&tenant("acme"), &same).unwrap().total,
         255_000
     );
-    let other = crate::CheckoutFingerprint::of(&customer("cust-2"), [(&sku("A"), qty(2))], None);
+    let other = asked("cust-2", vec![requested("A", 2)]);
     assert_eq!(
-        order.check_retry(&tenant_id, &key_id, &other).unwrap_err(),
+        order.check_retry(&tenant("acme"), &other).unwrap_err(),
         OrderError::IdempotencyKeyReused
     );
+}
+
+// --- settling: abandoning a checkout's key ------------------------------------
+
+fn abandon_by(by: AbandonedBy, seconds: i64) -> OrderCommand {
+    OrderCommand::AbandonCheckout(AbandonCheckout {
+        tenant: tenant("acme"),
+        idempotency_key: key("k-1"),
+        by,
+        at: at(seconds),
+    })
+}
+
+fn by_customer(id: &str) -> AbandonedBy {
+    AbandonedBy::Customer(customer(id))
+}
+
+fn abandoned(by: AbandonedBy, seconds: i64) -> OrderEvent {
+    OrderEvent::CheckoutAbandoned(CheckoutAbandoned {
+        order_id: OrderId::for_checkout(&tenant("acme"), &key("k-1")),
+        tenant: tenant("acme"),
+        idempotency_key: key("k-1"),
+        by,
+        abandoned_at: at(seconds),
+    })
+}
+
+fn given_abandoned_by(by: AbandonedBy) -> Vec<OrderEvent> {
+    vec![abandoned(by, 10)]
+}
+
+fn the_placed_checkout() -> OrderCommand {
+    OrderCommand::PlaceOrder(checkout(vec![line("A", 2, 125_000), line("B", 1, 5_000)]))
+}
+
+#[test]
+fn it_abandons_an_unused_key_for_its_customer_in_the_stream_the_order_would_have() {
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(abandon_by(by_customer("cust-1"), 10))
+        .then_expect_events(vec![abandoned(by_customer("cust-1"), 10)]);
+}
+
+#[test]
+fn it_abandons_an_unused_key_for_staff() {
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(abandon_by(AbandonedBy::Staff, 10))
+        .then_expect_events(vec![abandoned(AbandonedBy::Staff, 10)]);
+}
+
+#[test]
+fn it_leaves_a_placed_order_alone_when_its_customer_abandons_the_key() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(abandon_by(by_customer("cust-1"), 10))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_leaves_a_placed_order_alone_when_staff_abandon_the_key() {
+    OrderTest::with(())
+        .given(given_shipped())
+        .when(abandon_by(AbandonedBy::Staff, 500))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_hides_a_placed_order_from_another_customer_who_abandons_its_key() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(abandon_by(by_customer("cust-2"), 10))
+        .then_expect_error(OrderError::NotYourOrder);
+}
+
+#[test]
+fn it_answers_abandoning_an_abandoned_key_again_with_no_new_event() {
+    for (first, again) in [
+        (by_customer("cust-1"), by_customer("cust-1")),
+        (by_customer("cust-1"), AbandonedBy::Staff),
+        (AbandonedBy::Staff, AbandonedBy::Staff),
+        (AbandonedBy::Staff, by_customer("cust-2")),
+    ] {
+        OrderTest::with(())
+            .given(given_abandoned_by(first))
+            .when(abandon_by(again, 20))
+            .then_expect_events(vec![]);
+    }
+}
+
+#[test]
+fn it_hides_a_key_one_customer_abandoned_from_another() {
+    OrderTest::with(())
+        .given(given_abandoned_by(by_customer("cust-1")))
+        .when(abandon_by(by_customer("cust-2"), 20))
+        .then_expect_error(OrderError::NotYourOrder);
+}
+
+#[test]
+fn it_refuses_a_checkout_with_a_key_its_customer_abandoned() {
+    OrderTest::with(())
+        .given(given_abandoned_by(by_customer("cust-1")))
+        .when(the_placed_checkout())
+        .then_expect_error(OrderError::CheckoutAbandoned);
+}
+
+#[test]
+fn it_refuses_every_customers_checkout_with_a_key_staff_abandoned() {
+    OrderTest::with(())
+        .given(given_abandoned_by(AbandonedBy::Staff))
+        .when(the_placed_checkout())
+        .then_expect_error(OrderError::CheckoutAbandoned);
+    OrderTest::with(())
+        .given(given_abandoned_by(AbandonedBy::Staff))
+        .when(OrderCommand::PlaceOrder(checkout_by(
+            "cust-2",
+            "k-1",
+            vec![line("A", 1, 1)],
+            None,
+        )))
+        .then_expect_error(OrderError::CheckoutAbandoned);
+}
+
+#[test]
+fn it_answers_another_customers_checkout_with_an_abandoned_key_as_a_reused_key() {
+    OrderTest::with(())
+        .given(given_abandoned_by(by_customer("cust-1")))
+        .when(OrderCommand::PlaceOrder(checkout_by(
+            "cust-2",
+            "k-1",
+            vec![line("A", 2, 125_000), line("B", 1, 5_000)],
+            None,
+        )))
+        .then_expect_error(OrderError::IdempotencyKeyReused);
+}
+
+#[test]
+fn it_has_no_order_to_pay_ship_or_cancel_under_an_abandoned_key() {
+    for command in [
+        pay(30),
+        ship(30),
+        cancel_by_staff(30),
+        cancel_by_customer("cust-1", 30),
+    ] {
+        OrderTest::with(())
+            .given(given_abandoned_by(by_customer("cust-1")))
+            .when(command)
+            .then_expect_error(OrderError::OrderNotFound);
+    }
+}
+
+#[test]
+fn it_records_the_abandonment_time_to_the_microsecond() {
+    let events = OrderTest::with(())
+        .given_no_previous_events()
+        .when(OrderCommand::AbandonCheckout(AbandonCheckout {
+            tenant: tenant("acme"),
+            idempotency_key: key("k-1"),
+            by: AbandonedBy::Staff,
+            at: at(0) + chrono::Duration::nanoseconds(7_654_321),
+        }))
+        .inspect_result()
+        .unwrap();
+    match events.as_slice() {
+        [OrderEvent::CheckoutAbandoned(abandoned)] => assert_eq!(
+            abandoned.abandoned_at,
+            at(0) + chrono::Duration::microseconds(7_654)
+        ),
+        other => panic!("expected one CheckoutAbandoned, got {other:?}"),
+    }
+}
+
+#[test]
+fn it_says_what_became_of_the_key() {
+    let mut order = Order::default();
+    assert_eq!(order.settled(), None);
+    for event in given_abandoned_by(by_customer("cust-1")) {
+        cqrs_es::Aggregate::apply(&mut order, event);
+    }
+    let Some(SettledCheckout::Abandoned(abandoned)) = order.settled() else {
+        panic!("abandoned: {:?}", order.settled())
+    };
+    assert_eq!(abandoned.owner(), Some(&customer("cust-1")));
+    assert!(abandoned.is_visible_to(&customer("cust-1")));
+    assert!(!abandoned.is_visible_to(&customer("cust-2")));
+    assert!(
+        order.details().is_none(),
+        "an abandoned key is not an order"
+    );
+    let mut placed = Order::default();
+    for event in given_paid() {
+        cqrs_es::Aggregate::apply(&mut placed, event);
+    }
+    assert!(matches!(
+        placed.settled(),
+        Some(SettledCheckout::Placed(details)) if details.status == OrderStatus::Paid
+    ));
+}
+
+#[test]
+fn it_writes_checkout_abandoned_at_version_1_and_round_trips_it() {
+    let event = abandoned(AbandonedBy::Staff, 1);
+    assert_eq!(event.event_type(), "CheckoutAbandoned");
+    assert_eq!(event.event_version(), "1");
+    for event in [event, abandoned(by_customer("cust-1"), 2)] {
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
+    }
 }

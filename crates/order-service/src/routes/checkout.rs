@@ -35,7 +35,7 @@ use crate::state::AppState;
          headers(("Idempotent-Replayed" = String, description = "true"))),
         (status = 400, description = "Idempotency-Key missing or invalid, Order-Channel invalid, or malformed JSON", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = order_api::ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "Out of stock", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Out of stock, or the key's checkout was abandoned (nothing is stored)", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Key reused for a different request, unknown SKU, or invalid body", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Overloaded; retry with the same key", body = order_api::ProblemDocument, content_type = "application/problem+json"),
@@ -151,6 +151,10 @@ fn checkout_problem(err: CheckoutError) -> ApiError {
         CheckoutError::Rejected(OrderError::IdempotencyKeyReused) => ApiError::new(
             ProblemKind::IdempotencyKeyReused,
             OrderError::IdempotencyKeyReused.to_string(),
+        ),
+        CheckoutError::Rejected(OrderError::CheckoutAbandoned) => ApiError::new(
+            ProblemKind::CheckoutAbandoned,
+            OrderError::CheckoutAbandoned.to_string(),
         ),
         CheckoutError::Rejected(OrderError::CurrencyMismatch { sku, expected, found }) => ApiError::new(
             ProblemKind::InvalidBody,

@@ -4,6 +4,7 @@ pub mod checkout;
 pub mod operations;
 pub mod orders;
 pub mod products;
+pub mod settling;
 pub mod shop;
 
 use axum::http::{HeaderName, HeaderValue};

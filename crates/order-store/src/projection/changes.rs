@@ -1,15 +1,15 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use order_domain::order::{OrderEvent, OrderPlaced};
+use order_domain::order::{CheckoutAbandoned, OrderEvent, OrderPlaced};
 use order_domain::product::{ProductDefinition, ProductEvent};
 use order_domain::stock_adjustment::StockAdjustmentEvent;
 use order_domain::{OrderStatus, Sku, TenantId};
 use uuid::Uuid;
 
 use super::rows::{
-    OrderItemSql, OrderSql, OrderUpdateSql, ProductSql, ProjectionArrays, StockChangeSql,
-    StockGuardSql,
+    AbandonmentSql, OrderItemSql, OrderSql, OrderUpdateSql, ProductSql, ProjectionArrays,
+    StockChangeSql, StockGuardSql,
 };
 use crate::shop_event::{RecordedEvent, ShopEvent};
 
@@ -42,6 +42,8 @@ pub struct TenantChanges {
     pub(crate) items: Vec<OrderItemSql>,
     pub(crate) products: BTreeMap<Sku, ProductSql>,
     pub(crate) stock: BTreeMap<Sku, StockChange>,
+    /// Keys settled without an order (no `store_orders` row: not orders).
+    pub(crate) abandonments: Vec<AbandonmentSql>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +101,7 @@ impl TenantChanges {
             && self.items.is_empty()
             && self.products.is_empty()
             && self.stock.is_empty()
+            && self.abandonments.is_empty()
     }
 
     fn apply(&mut self, recorded: &RecordedEvent) -> Result<(), ProjectionError> {
@@ -136,6 +139,10 @@ impl TenantChanges {
             }
             OrderEvent::OrderShipped { shipped_at } => {
                 self.set_status(id, OrderStatus::Shipped, *shipped_at, recorded.sequence);
+                Ok(())
+            }
+            OrderEvent::CheckoutAbandoned(abandoned) => {
+                self.abandon(id, abandoned);
                 Ok(())
             }
             OrderEvent::OrderCancelled(cancelled) => {
@@ -200,6 +207,15 @@ impl TenantChanges {
             )?;
         }
         Ok(())
+    }
+
+    fn abandon(&mut self, id: Uuid, abandoned: &CheckoutAbandoned) {
+        self.abandonments.push(AbandonmentSql {
+            order_id: id,
+            idempotency_key: abandoned.idempotency_key.to_string(),
+            customer_id: abandoned.owner().map(|customer| customer.to_string()),
+            abandoned_at: abandoned.abandoned_at,
+        });
     }
 
     fn set_status(&mut self, id: Uuid, status: OrderStatus, at: DateTime<Utc>, sequence: i64) {
@@ -278,6 +294,7 @@ impl ProjectionArrays {
                 })
                 .collect(),
             items: changes.items.clone(),
+            abandonments: changes.abandonments.clone(),
             ..Self::default()
         };
         for change in changes.orders.values() {

@@ -63,7 +63,17 @@ pub(crate) struct OrderItemSql {
     pub line_total: i64,
 }
 
-/// The five arrays `project_read_model` takes with a tenant.
+#[derive(Debug, Clone, PartialEq, sqlx::Type)]
+#[sqlx(type_name = "read_model_abandonment")]
+pub(crate) struct AbandonmentSql {
+    pub order_id: Uuid,
+    pub idempotency_key: String,
+    /// None: staff abandoned it.
+    pub customer_id: Option<String>,
+    pub abandoned_at: DateTime<Utc>,
+}
+
+/// The six arrays `project_read_model` takes with a tenant.
 #[derive(Debug, Default)]
 pub(crate) struct ProjectionArrays {
     pub products: Vec<ProductSql>,
@@ -71,6 +81,7 @@ pub(crate) struct ProjectionArrays {
     pub orders: Vec<OrderSql>,
     pub updates: Vec<OrderUpdateSql>,
     pub items: Vec<OrderItemSql>,
+    pub abandonments: Vec<AbandonmentSql>,
 }
 
 /// A row the stock guard locks: `delta` to check, or None (a definition).

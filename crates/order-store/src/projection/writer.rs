@@ -17,13 +17,14 @@ pub async fn write_changes(
             continue;
         }
         let arrays = ProjectionArrays::of(tenant, changes);
-        sqlx::query("SELECT project_read_model($1, $2, $3, $4, $5, $6)")
+        sqlx::query("SELECT project_read_model($1, $2, $3, $4, $5, $6, $7)")
             .bind(tenant.as_str())
             .bind(arrays.products)
             .bind(arrays.stock)
             .bind(arrays.orders)
             .bind(arrays.updates)
             .bind(arrays.items)
+            .bind(arrays.abandonments)
             .execute(&mut *conn)
             .await
             .map_err(projection_error)?;
@@ -43,6 +44,9 @@ pub(crate) fn projection_error(err: sqlx::Error) -> StoreError {
         },
         (_, Some("store_orders_pkey")) => StoreError::ReadModelOutOfStep {
             what: "an order whose row already exists (placed twice?)".to_owned(),
+        },
+        (_, Some("store_checkout_abandonments_pkey")) => StoreError::ReadModelOutOfStep {
+            what: "an abandoned checkout whose row already exists (abandoned twice?)".to_owned(),
         },
         (_, Some("store_orders_number_per_tenant")) => StoreError::OrderNumberTaken {
             number: match &err {

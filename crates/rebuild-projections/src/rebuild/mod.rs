@@ -11,8 +11,8 @@
 //!    items their primary key: the replay only inserts them).
 //! 3. **Cut-over**, one of:
 //!    - *swap*: lock the tables in the order writers lock them (inventory,
-//!      events, store_orders, store_order_items: no deadlock with a
-//!      checkout), replay the last events, and swap the shadow tables in.
+//!      events, store_orders, store_order_items, store_checkout_abandonments:
+//!      no deadlock with a checkout or an abandon), replay the last events, and swap the shadow tables in.
 //!      Writers pause for the cut-over only; reads carry on until the swap's
 //!      last instant. Nothing appended meanwhile is missed: under the locks no
 //!      transaction that appends events can be running.
@@ -442,7 +442,8 @@ async fn lock_for_cut_over(
         for statement in [
             "LOCK TABLE inventory IN EXCLUSIVE MODE",
             "LOCK TABLE events IN EXCLUSIVE MODE",
-            "LOCK TABLE store_orders, store_order_items IN EXCLUSIVE MODE",
+            "LOCK TABLE store_orders, store_order_items, store_checkout_abandonments \
+             IN EXCLUSIVE MODE",
         ] {
             if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
                 locked = Err(e);
@@ -549,7 +550,7 @@ async fn in_place(
     let mut tx = conn.begin().await?;
     progress.stage(Stage::Locking);
     lock_for_cut_over(&mut tx, options, progress).await?;
-    sqlx::query("TRUNCATE store_order_items, store_orders, inventory")
+    sqlx::query("TRUNCATE store_checkout_abandonments, store_order_items, store_orders, inventory")
         .execute(&mut *tx)
         .await?;
     relaxed.drop_from(&mut tx, &live_schema).await?;
