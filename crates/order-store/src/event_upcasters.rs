@@ -118,6 +118,7 @@ mod tests {
         assert_eq!((event.event_version.as_str(), event.payload), ("1", paid));
         assert!(!needs_upcasting(Order::TYPE, "OrderPaid", "1"));
         assert!(needs_upcasting(Order::TYPE, "OrderPlaced", "1"));
+        assert!(!needs_upcasting(Order::TYPE, "CheckoutAbandoned", "1"));
         assert!(!needs_upcasting("Product", "OrderPlaced", "1"));
     }
 }
