@@ -1,6 +1,7 @@
 //! The typed client's retries: one Idempotency-Key across all attempts of a
 //! checkout; retries on lost answers, 5xx and connection errors; never on
-//! other 4xx.
+//! other 4xx; and when the retries run out, a settled key: the order, "not
+//! placed", or (only when settling got no answer) "unknown" with the key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use order_api::{CheckoutLine, ProblemKind};
+use order_api::{CheckoutLine, CheckoutState, ProblemKind};
 use order_client::{ClientError, OrdersClient, RetryPolicy};
+use store_orders_tests::http_proxy::{CheckoutProxy, Faults};
 use store_orders_tests::proxy::AnswerLosingProxy;
 use store_orders_tests::TestApp;
 
@@ -193,8 +195,12 @@ async fn it_gives_up_after_the_attempt_budget() {
     )])
     .await;
     let client = OrdersClient::with_policy(&url, "token", quick_policy(4)).unwrap();
-    let err = client.checkout(&[line("A", 1)], None).await.unwrap_err();
+    let err = client
+        .checkout_with_key("k-1", &[line("A", 1)], None)
+        .await
+        .unwrap_err();
     assert_eq!(err.problem_kind(), Some(ProblemKind::Unavailable));
+    assert!(err.outcome_unknown());
     assert_eq!(script.calls.load(Ordering::SeqCst), 4);
 }
 
@@ -205,9 +211,200 @@ async fn it_reports_an_unreachable_service_after_its_retries() {
     drop(listener);
     let client =
         OrdersClient::with_policy(&format!("http://{address}"), "token", quick_policy(3)).unwrap();
-    let err = client.checkout(&[line("A", 1)], None).await.unwrap_err();
+    let err = client
+        .checkout_with_key("k-1", &[line("A", 1)], None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, ClientError::Unreachable { attempts: 3, .. }),
         "{err:?}"
     );
+}
+
+// --- every checkout ends in a known outcome -------------------------------
+
+#[tokio::test]
+async fn when_every_answer_is_lost_the_client_settles_the_key_and_returns_the_order() {
+    let app = TestApp::spawn().await;
+    app.product("acme", "A", 1_000, 10).await;
+    // Every checkout commits, and its answer never arrives.
+    let proxy = CheckoutProxy::start(
+        app.address,
+        Faults {
+            lose_checkouts: usize::MAX,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let client = OrdersClient::with_policy(
+        &proxy.url(),
+        &app.customer("acme", "cust-1"),
+        quick_policy(3),
+    )
+    .unwrap();
+    let placed = client.checkout(&[line("A", 2)], None).await.unwrap();
+    assert!(
+        placed.replayed,
+        "found placed by an attempt whose answer was lost"
+    );
+    assert_eq!(placed.attempts, 3);
+    assert_eq!(proxy.checkouts.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        placed.order.idempotency_key.as_deref(),
+        Some(placed.idempotency_key.as_str())
+    );
+    assert_eq!(app.db.count("SELECT count(*) FROM store_orders").await, 1);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM store_checkout_abandonments")
+            .await,
+        0,
+        "settling a placed key changes nothing"
+    );
+    assert_eq!(app.on_hand("acme", "A").await, 8);
+}
+
+#[tokio::test]
+async fn when_no_checkout_gets_through_the_client_abandons_the_key_and_says_not_placed() {
+    let app = TestApp::spawn().await;
+    app.product("acme", "A", 1_000, 10).await;
+    // A gateway answers every checkout 503; nothing reaches the service.
+    let proxy = CheckoutProxy::start(
+        app.address,
+        Faults {
+            unavailable_checkouts: usize::MAX,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let token = app.customer("acme", "cust-1");
+    let client = OrdersClient::with_policy(&proxy.url(), &token, quick_policy(3)).unwrap();
+    let err = client.checkout(&[line("A", 2)], None).await.unwrap_err();
+    let ClientError::NotPlaced {
+        idempotency_key,
+        attempts,
+        checkout,
+    } = err
+    else {
+        panic!("expected NotPlaced, got {err:?}")
+    };
+    assert_eq!(attempts, 3);
+    assert_eq!(checkout.state, CheckoutState::Abandoned);
+    assert_eq!(checkout.idempotency_key, idempotency_key);
+    // For good: the same checkout, sent straight to the service, stores
+    // nothing.
+    let direct = OrdersClient::with_policy(&app.base_url, &token, quick_policy(1)).unwrap();
+    let late = direct
+        .checkout_with_key(&idempotency_key, &[line("A", 2)], None)
+        .await
+        .unwrap_err();
+    assert_eq!(late.problem_kind(), Some(ProblemKind::CheckoutAbandoned));
+    assert_eq!(app.db.count("SELECT count(*) FROM store_orders").await, 0);
+    assert_eq!(app.on_hand("acme", "A").await, 10);
+    let status = direct.checkout_status(&idempotency_key).await.unwrap();
+    assert_eq!(status.map(|s| s.state), Some(CheckoutState::Abandoned));
+}
+
+#[tokio::test]
+async fn when_settling_gets_no_answer_either_the_outcome_is_unknown_and_the_key_is_given() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let client =
+        OrdersClient::with_policy(&format!("http://{address}"), "token", quick_policy(2)).unwrap();
+    let err = client.checkout(&[line("A", 1)], None).await.unwrap_err();
+    let ClientError::OutcomeUnknown {
+        idempotency_key,
+        checkout,
+        settling,
+    } = &err
+    else {
+        panic!("expected OutcomeUnknown, got {err:?}")
+    };
+    assert!(uuid::Uuid::try_parse(idempotency_key).is_ok());
+    assert!(matches!(
+        **checkout,
+        ClientError::Unreachable { attempts: 2, .. }
+    ));
+    assert!(matches!(
+        **settling,
+        ClientError::Unreachable { attempts: 2, .. }
+    ));
+    assert!(err.outcome_unknown());
+    assert!(err.to_string().contains(idempotency_key.as_str()), "{err}");
+}
+
+#[tokio::test]
+async fn checkout_with_key_never_abandons_its_key() {
+    let app = TestApp::spawn().await;
+    app.product("acme", "A", 1_000, 10).await;
+    let proxy = CheckoutProxy::start(
+        app.address,
+        Faults {
+            unavailable_checkouts: usize::MAX,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let token = app.customer("acme", "cust-1");
+    let client = OrdersClient::with_policy(&proxy.url(), &token, quick_policy(2)).unwrap();
+    let err = client
+        .checkout_with_key("kept-key", &[line("A", 1)], None)
+        .await
+        .unwrap_err();
+    assert!(err.outcome_unknown(), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ClientError::Problem {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM events WHERE aggregate_type = 'Order'")
+            .await,
+        0,
+        "no abandonment"
+    );
+    // The caller retries later, when the service answers: its order.
+    let direct = OrdersClient::with_policy(&app.base_url, &token, quick_policy(1)).unwrap();
+    let placed = direct
+        .checkout_with_key("kept-key", &[line("A", 1)], None)
+        .await
+        .unwrap();
+    assert!(!placed.replayed);
+}
+
+#[tokio::test]
+async fn the_client_reads_and_settles_any_key_even_those_that_cannot_be_a_path_segment() {
+    let app = TestApp::spawn().await;
+    app.product("acme", "A", 1_000, 10).await;
+    let client = OrdersClient::with_policy(
+        &app.base_url,
+        &app.customer("acme", "cust-1"),
+        quick_policy(1),
+    )
+    .unwrap();
+    for key in [".", "..", "a/b", "a b?#", "%2E", "abandon"] {
+        if key.contains(' ') {
+            let err = client.abandon_checkout(key).await.unwrap_err();
+            assert_eq!(err.problem_kind(), Some(ProblemKind::IdempotencyKeyInvalid));
+            continue;
+        }
+        assert_eq!(client.checkout_status(key).await.unwrap(), None, "{key}");
+        let settled = client.abandon_checkout(key).await.unwrap();
+        assert_eq!(settled.idempotency_key, key);
+        assert_eq!(settled.state, CheckoutState::Abandoned);
+        assert_eq!(client.checkout_status(key).await.unwrap(), Some(settled));
+    }
+    let placed = client
+        .checkout_with_key("x/y", &[line("A", 1)], None)
+        .await
+        .unwrap();
+    let status = client.checkout_status("x/y").await.unwrap().unwrap();
+    assert_eq!(status.order, Some(placed.order));
 }

@@ -190,7 +190,10 @@ async fn every_event_written_today_is_in_the_catalogue_and_decodes_as_stored() {
         if transitions == 0 {
             orders.cancel(&customer, id, now()).await.unwrap();
         } else {
-            orders.mark_paid(&as_staff("acme"), id, now()).await.unwrap();
+            orders
+                .mark_paid(&as_staff("acme"), id, now())
+                .await
+                .unwrap();
             orders.ship(&as_staff("acme"), id, now()).await.unwrap();
         }
     }
@@ -205,7 +208,10 @@ async fn every_event_written_today_is_in_the_catalogue_and_decodes_as_stored() {
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    let written: Vec<&str> = stored.iter().map(|(_, event, _, _)| event.as_str()).collect();
+    let written: Vec<&str> = stored
+        .iter()
+        .map(|(_, event, _, _)| event.as_str())
+        .collect();
     assert_eq!(
         written,
         [
@@ -229,7 +235,10 @@ async fn every_event_written_today_is_in_the_catalogue_and_decodes_as_stored() {
                     .trim_start_matches("**")
                     .starts_with(version.as_str())
         });
-        assert!(listed, "{aggregate} {event} version {version} is not in docs/EVENTS.md");
+        assert!(
+            listed,
+            "{aggregate} {event} version {version} is not in docs/EVENTS.md"
+        );
         let decoded = order_store::ShopEvent::decode_text(aggregate, event, version, payload)
             .unwrap_or_else(|e| panic!("{event} {version}: {e}"));
         let again = match decoded {

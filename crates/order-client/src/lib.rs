@@ -6,6 +6,16 @@
 //! order: the service answers a retry of a committed checkout with the same
 //! order and `Idempotent-Replayed: true`.
 //!
+//! Every checkout ends in a known outcome. When its retries run out without
+//! a final answer, `checkout` settles the key itself
+//! (`POST /v1/checkouts/{key}/abandon`): the answer is the order (it was
+//! placed after all) or [`ClientError::NotPlaced`] (it was not, and now
+//! never will be). Only when settling gets no answer either does it say
+//! [`ClientError::OutcomeUnknown`], with the key, to settle later
+//! ([`OrdersClient::abandon_checkout`], `orders abandon KEY`).
+//! [`OrdersClient::checkout_with_key`] is for callers that keep their key
+//! across their own restarts and retry it later: it never abandons.
+//!
 //! Retries: on connection errors, timeouts, 429 and 5xx, with exponential
 //! backoff and full jitter, bounded in attempts and in total time (see
 //! [`RetryPolicy`]). Never on another 4xx: out of stock, validation and key
@@ -16,18 +26,24 @@
 //! - `retry.rs`: [`RetryPolicy`]: what is retried, and when.
 //! - `events.rs`: [`events::tail`]: a durable JetStream consumer of the
 //!   events the relay publishes.
-//! - `bin/orders.rs`: the `orders` CLI.
+//! - `unsettled.rs`: checkouts whose outcome is unknown, kept on disk until
+//!   they are settled (the CLI's).
+//! - `cli.rs`: the `orders` command line (`bin/orders.rs` runs it): a
+//!   checkout that ends in a known outcome or saves its key (exit 75),
+//!   `checkout-status`, `abandon`, `unsettled`, orders, `events tail`.
 
+pub mod cli;
 pub mod events;
 mod retry;
+pub mod unsettled;
 
 use std::time::Duration;
 
 use order_api::{
-    CheckoutLine, CheckoutRequest, Order, OrderList, OrderStatus, Problem, Product,
-    ProductDefinition, ProductList, StockAdjustmentRequest, StockReason,
+    CheckoutLine, CheckoutRequest, CheckoutState, CheckoutStatus, Order, OrderList, OrderStatus,
+    Problem, Product, ProductDefinition, ProductList, StockAdjustmentRequest, StockReason,
 };
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -61,6 +77,32 @@ pub enum ClientError {
     /// An answer this client cannot read.
     #[error("unexpected answer ({status}): {reason}")]
     UnexpectedAnswer { status: StatusCode, reason: String },
+    /// The checkout's retries ran out without an answer, so the client
+    /// settled its key: nothing was ordered, and no request with the key
+    /// will ever order anything. Safe to start again with a new key.
+    #[error(
+        "not placed, and it never will be: no answer after {attempts} attempt(s), so Idempotency-Key {idempotency_key} was abandoned"
+    )]
+    NotPlaced {
+        idempotency_key: String,
+        attempts: u32,
+        checkout: Box<CheckoutStatus>,
+    },
+    /// Nobody knows yet whether the checkout was placed: it got no final
+    /// answer, and neither did settling its key. Settle it later with
+    /// [`OrdersClient::checkout_status`] or
+    /// [`OrdersClient::abandon_checkout`]; never start the same intent
+    /// again under a new key before that.
+    #[error(
+        "outcome unknown for Idempotency-Key {idempotency_key}: {checkout}; settling it failed too: {settling}"
+    )]
+    OutcomeUnknown {
+        idempotency_key: String,
+        /// Why the checkout had no final answer.
+        checkout: Box<ClientError>,
+        /// Why settling it had none.
+        settling: Box<ClientError>,
+    },
     #[error("invalid client configuration: {0}")]
     Config(String),
 }
@@ -71,6 +113,17 @@ impl ClientError {
         match self {
             Self::Problem { problem, .. } => order_api::ProblemKind::of(problem),
             _ => None,
+        }
+    }
+
+    /// True when the request may have done its work without the caller
+    /// hearing of it: no answer at all, or only answers that say "try
+    /// again" (429, 5xx) until the retries ran out.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::OutcomeUnknown { .. } => true,
+            Self::Problem { status, .. } => RetryPolicy::retries_status(*status),
+            _ => false,
         }
     }
 }
@@ -135,18 +188,116 @@ impl OrdersClient {
         })
     }
 
-    /// Places an order: a fresh Idempotency-Key, reused on every retry.
+    /// Places an order: a fresh Idempotency-Key, reused on every retry;
+    /// when the retries run out without a final answer, the key is settled
+    /// (see the crate's documentation): the order, [`ClientError::NotPlaced`],
+    /// or, only when settling got no answer, [`ClientError::OutcomeUnknown`].
     pub async fn checkout(
         &self,
         lines: &[CheckoutLine],
         note: Option<&str>,
     ) -> Result<PlacedOrder, ClientError> {
-        self.checkout_with_key(&Uuid::new_v4().to_string(), lines, note)
-            .await
+        let key = Uuid::new_v4().to_string();
+        let failed = match self.checkout_with_key(&key, lines, note).await {
+            Err(failed) if failed.outcome_unknown() => failed,
+            answered => return answered,
+        };
+        tracing::debug!(%key, error = %failed, "no final answer; settling the key");
+        let attempts = match &failed {
+            ClientError::Unreachable { attempts, .. } => *attempts,
+            _ => self.retry.max_attempts,
+        };
+        match self.abandon_checkout(&key).await {
+            Ok(checkout) => match (checkout.state, &checkout.order) {
+                (CheckoutState::Placed, Some(order)) => Ok(PlacedOrder {
+                    order: order.clone(),
+                    replayed: true,
+                    idempotency_key: key,
+                    attempts,
+                }),
+                (CheckoutState::Abandoned, _) => Err(ClientError::NotPlaced {
+                    idempotency_key: key,
+                    attempts,
+                    checkout: Box::new(checkout),
+                }),
+                (state, _) => Err(ClientError::OutcomeUnknown {
+                    idempotency_key: key,
+                    checkout: Box::new(failed),
+                    settling: Box::new(ClientError::UnexpectedAnswer {
+                        status: StatusCode::OK,
+                        reason: format!("a checkout state this client cannot act on: {state:?}"),
+                    }),
+                }),
+            },
+            Err(settling) => Err(ClientError::OutcomeUnknown {
+                idempotency_key: key,
+                checkout: Box::new(failed),
+                settling: Box::new(settling),
+            }),
+        }
+    }
+
+    /// What became of the checkout made with `idempotency_key`: placed
+    /// (with its order) or abandoned; `None` when nothing is recorded for
+    /// it (not an outcome: a request in flight may still place it).
+    pub async fn checkout_status(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<Option<CheckoutStatus>, ClientError> {
+        let url = self.checkout_url(idempotency_key, false)?;
+        match decode(
+            self.send(|| self.request_url(Method::GET, url.clone()))
+                .await?,
+        ) {
+            Err(e) if e.problem_kind() == Some(order_api::ProblemKind::CheckoutNotFound) => {
+                Ok(None)
+            }
+            answer => answer.map(Some),
+        }
+    }
+
+    /// Settles the checkout made with `idempotency_key` for good: its order
+    /// if one was placed (nothing changes), else the abandonment, after
+    /// which no checkout with the key will ever place one. Safe to repeat.
+    pub async fn abandon_checkout(
+        &self,
+        idempotency_key: &str,
+    ) -> Result<CheckoutStatus, ClientError> {
+        let url = self.checkout_url(idempotency_key, true)?;
+        decode(
+            self.send(|| self.request_url(Method::POST, url.clone()))
+                .await?,
+        )
+    }
+
+    /// `/v1/checkouts/{key}[/abandon]`, the key as one path segment; for
+    /// `.` and `..`, which cannot be one, the `?key=` form.
+    fn checkout_url(&self, key: &str, abandon: bool) -> Result<Url, ClientError> {
+        let mut url = Url::parse(&self.base_url).map_err(|e| ClientError::Config(e.to_string()))?;
+        let query_form = matches!(key, "." | "..");
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| ClientError::Config(format!("{} cannot be a base", self.base_url)))?;
+            path.pop_if_empty().extend(["v1", "checkouts"]);
+            if !query_form {
+                path.push(key);
+            }
+            if abandon {
+                path.push("abandon");
+            }
+        }
+        if query_form {
+            url.query_pairs_mut().append_pair("key", key);
+        }
+        Ok(url)
     }
 
     /// Places an order under a key the caller chose (e.g. one it stored, to
-    /// retry a checkout across restarts of the caller itself).
+    /// retry a checkout across restarts of the caller itself). Never
+    /// settles the key on its own: when its retries run out, the error says
+    /// so ([`ClientError::outcome_unknown`]) and the key stays usable, for
+    /// a later retry or for [`OrdersClient::abandon_checkout`].
     pub async fn checkout_with_key(
         &self,
         idempotency_key: &str,
@@ -291,6 +442,10 @@ impl OrdersClient {
         self.http
             .request(method, format!("{}{path}", self.base_url))
             .bearer_auth(&self.token)
+    }
+
+    fn request_url(&self, method: Method, url: Url) -> RequestBuilder {
+        self.http.request(method, url).bearer_auth(&self.token)
     }
 
     /// Sends the request `build` makes, retrying per the policy. Every call
