@@ -8,14 +8,19 @@
 //!   without the answer;
 //! - every checkout answer is held back `hold_checkouts` before it is
 //!   passed on (a slow network, to reload the page while it is in flight);
-//! - the first `unavailable_checkouts` are answered 503 by the proxy.
+//! - the first `unavailable_checkouts` are answered 503 by the proxy;
+//! - every checkout request is held `delay_checkouts` before it is sent on
+//!   (a request stuck in a slow network, still to arrive);
+//! - with `down_after_lost`, the proxy goes down once it has lost an answer:
+//!   every connection is closed unanswered until the test sets
+//!   [`CheckoutProxy::down`] back to false (the shop unreachable).
 //!
 //! It understands just enough HTTP for a browser talking to this service:
 //! request heads, `Content-Length` bodies (no chunked requests), answers
 //! read to the end of the upstream connection.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +36,8 @@ pub struct CheckoutProxy {
     pub lost: Arc<AtomicUsize>,
     /// The Idempotency-Key of each checkout request, in arrival order.
     pub keys: Arc<Mutex<Vec<String>>>,
+    /// While true, every connection is closed without an answer.
+    pub down: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -40,6 +47,10 @@ pub struct Faults {
     /// The first this many checkouts are answered 503 by the proxy itself
     /// (an overloaded gateway), never reaching the service.
     pub unavailable_checkouts: usize,
+    /// Every checkout request waits this long before it is sent on.
+    pub delay_checkouts: Duration,
+    /// Go down (see [`CheckoutProxy::down`]) after losing an answer.
+    pub down_after_lost: bool,
 }
 
 impl CheckoutProxy {
@@ -49,10 +60,12 @@ impl CheckoutProxy {
         let checkouts = Arc::new(AtomicUsize::new(0));
         let lost = Arc::new(AtomicUsize::new(0));
         let keys = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(false));
         let seen = Seen {
             checkouts: checkouts.clone(),
             lost: lost.clone(),
             keys: keys.clone(),
+            down: down.clone(),
         };
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -67,7 +80,13 @@ impl CheckoutProxy {
             checkouts,
             lost,
             keys,
+            down,
         }
+    }
+
+    /// Brings the proxy back up after `down_after_lost` took it down.
+    pub fn come_back(&self) {
+        self.down.store(false, Ordering::SeqCst);
     }
 
     /// The keys the checkout requests carried so far.
@@ -85,6 +104,7 @@ struct Seen {
     checkouts: Arc<AtomicUsize>,
     lost: Arc<AtomicUsize>,
     keys: Arc<Mutex<Vec<String>>>,
+    down: Arc<AtomicBool>,
 }
 
 /// One browser connection, one request: the upstream's answer ends with its
@@ -95,10 +115,16 @@ async fn serve(
     faults: Faults,
     seen: Seen,
 ) -> std::io::Result<()> {
+    if seen.down.load(Ordering::SeqCst) {
+        return Ok(());
+    }
     let mut buffer = Vec::new();
     let Some((head, body)) = read_request(&mut client, &mut buffer).await? else {
         return Ok(());
     };
+    if seen.down.load(Ordering::SeqCst) {
+        return Ok(());
+    }
     let checkout = head.starts_with("POST /v1/checkout ").then(|| {
         if let Some(key) = header(&head, "idempotency-key") {
             seen.keys.lock().unwrap().push(key.to_owned());
@@ -114,6 +140,9 @@ async fn serve(
         );
         return client.write_all(answer.as_bytes()).await;
     }
+    if checkout.is_some() {
+        tokio::time::sleep(faults.delay_checkouts).await;
+    }
     let mut server = TcpStream::connect(upstream).await?;
     server
         .write_all(close_after_answer(&head).as_bytes())
@@ -125,6 +154,9 @@ async fn serve(
         tokio::time::sleep(faults.hold_checkouts).await;
         if n < faults.lose_checkouts {
             seen.lost.fetch_add(1, Ordering::SeqCst);
+            if faults.down_after_lost {
+                seen.down.store(true, Ordering::SeqCst);
+            }
             // Committed upstream; the browser never hears of it.
             return Ok(());
         }
