@@ -248,3 +248,24 @@ pub struct CommitOrderStatus {
     /// Age of the oldest running transaction that holds them back.
     pub held_back_seconds: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkout_state_this_client_does_not_know_is_read_as_unknown() {
+        let read = |state: &str| serde_json::from_value::<CheckoutState>(state.into());
+        assert_eq!(read("placed").ok(), Some(CheckoutState::Placed));
+        assert_eq!(read("abandoned").ok(), Some(CheckoutState::Abandoned));
+        assert_eq!(read("expired").ok(), Some(CheckoutState::Unknown));
+        let checkout: CheckoutStatus = serde_json::from_value(serde_json::json!({
+            "idempotency_key": "k", "state": "held-for-review", "order": null,
+            "abandoned_at": null, "reviewer": "added later"
+        }))
+        .unwrap_or_else(|e| panic!("a newer answer must be readable: {e}"));
+        assert_eq!(checkout.state, CheckoutState::Unknown);
+        // This service never sends it.
+        assert!(serde_json::to_value(CheckoutState::Unknown).is_err());
+    }
+}

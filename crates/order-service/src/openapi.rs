@@ -37,6 +37,7 @@ use crate::routes;
         routes::settling::get_checkout_by_query,
         routes::settling::abandon_checkout,
         routes::settling::abandon_checkout_by_query,
+        routes::settling::get_checkout_named_abandon,
         routes::orders::get_order,
         routes::orders::list_orders,
         routes::orders::cancel_order,
@@ -309,8 +310,10 @@ fn add_links(doc: &mut Value) {
             }
         }
     }
-    // From a checkout to what became of its key.
-    let key = json!({"key": "$request.header.Idempotency-Key"});
+    // From a checkout to what became of its key (the key as the service
+    // compares it: the order's, not the header's raw value, which may be in
+    // RFC 8941 form).
+    let key = json!({"key": "$response.body#/idempotency_key"});
     for status in ["200", "201"] {
         if let Some(links) = doc
             .pointer_mut(&format!(

@@ -107,8 +107,20 @@ pub async fn get_checkout_by_query(
     find(&state, &caller, &key_from_query(&query)?).await
 }
 
-/// `GET /v1/checkouts/abandon`: the key `abandon` (the route's path is
-/// taken by the query form of the abandon).
+/// What became of the checkout made with the key `abandon`: as `GET
+/// /v1/checkouts/{key}` (this path is shared with the query form of the
+/// abandon, `POST /v1/checkouts/abandon?key=`).
+#[utoipa::path(
+    get,
+    path = "/v1/checkouts/abandon",
+    tag = "checkout",
+    responses(
+        (status = 200, description = "Placed (with its order) or abandoned", body = order_api::CheckoutStatus),
+        (status = 401, body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, description = "Nothing recorded for the key `abandon` (or nothing the caller may see)", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_checkout_named_abandon(
     State(state): State<AppState>,
     caller: Caller,
