@@ -11,9 +11,10 @@
 --    row per abandoned key (an abandoned key is not an order: no
 --    store_orders row). Who abandoned it: the customer, or NULL for staff.
 -- 2. project_read_model and append_to_stream take the abandonments as one
---    more array: new overloads. The previous ones stay, unchanged, so that
---    replicas of the previous release keep working during a rolling deploy
---    (they go in the next release).
+--    more array: new overloads, with the whole body (the write path calls
+--    no function more than before). The previous signatures stay, as thin
+--    wrappers of the new ones, so that replicas of the previous release
+--    keep working during a rolling deploy (they go in the next release).
 -- 3. abandon_checkout: an abandon in one round trip. A stream that has
 --    events is answered with them ('moved': placed or already abandoned,
 --    nothing is written, no bound applies); else, for a customer, under a
@@ -41,8 +42,8 @@ CREATE INDEX store_checkout_abandonments_by_customer
 CREATE TYPE read_model_abandonment AS (
     order_id uuid, idempotency_key text, customer_id text, abandoned_at timestamptz);
 
--- Unpinned, like the one it extends: the rebuild calls it with a
--- search_path that leads to its shadow tables.
+-- As migration 8's, and the abandonments. Unpinned, like it: the rebuild
+-- calls it with a search_path that leads to its shadow tables.
 CREATE FUNCTION project_read_model(
     p_tenant text,
     products read_model_product[],
@@ -53,8 +54,58 @@ CREATE FUNCTION project_read_model(
     abandonments read_model_abandonment[])
 RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    changed bigint;
 BEGIN
-    PERFORM project_read_model(p_tenant, products, stock, orders, updates, items);
+    IF cardinality(products) > 0 THEN
+        INSERT INTO inventory (tenant_id, sku, name, unit_price, currency, on_hand, updated_at)
+        SELECT p_tenant, p.sku, p.name, p.unit_price, p.currency, 0, p.defined_at
+        FROM unnest(products) AS p
+        ON CONFLICT (tenant_id, sku) DO UPDATE
+        SET name       = excluded.name,
+            unit_price = excluded.unit_price,
+            currency   = excluded.currency,
+            updated_at = GREATEST(inventory.updated_at, excluded.updated_at);
+    END IF;
+
+    IF cardinality(stock) > 0 THEN
+        UPDATE inventory AS i
+        SET on_hand    = i.on_hand + c.delta,
+            updated_at = GREATEST(i.updated_at, c.changed_at)
+        FROM unnest(stock) AS c
+        WHERE i.tenant_id = p_tenant AND i.sku = c.sku;
+        GET DIAGNOSTICS changed = ROW_COUNT;
+        IF changed <> cardinality(stock) THEN
+            RAISE EXCEPTION 'read model out of step: a stock change has no inventory row'
+                USING ERRCODE = 'RM001';
+        END IF;
+    END IF;
+
+    IF cardinality(orders) > 0 THEN
+        INSERT INTO store_orders (
+            id, tenant_id, order_number, customer_id, idempotency_key, status,
+            currency, total, note, placed_at, updated_at, last_event_sequence)
+        SELECT o.id, p_tenant, o.order_number, o.customer_id, o.idempotency_key, o.status,
+               o.currency, o.total, o.note, o.placed_at, o.updated_at, o.last_event_sequence
+        FROM unnest(orders) AS o;
+    END IF;
+
+    IF cardinality(updates) > 0 THEN
+        UPDATE store_orders AS o
+        SET status              = u.status,
+            updated_at          = u.updated_at,
+            last_event_sequence = u.sequence
+        FROM unnest(updates) AS u
+        WHERE o.tenant_id = p_tenant AND o.id = u.id AND o.last_event_sequence < u.sequence;
+    END IF;
+
+    IF cardinality(items) > 0 THEN
+        INSERT INTO store_order_items (
+            tenant_id, order_id, line_no, sku, name, quantity, unit_price, line_total)
+        SELECT p_tenant, i.order_id, i.line_no, i.sku, i.name, i.quantity, i.unit_price,
+               i.line_total
+        FROM unnest(items) AS i;
+    END IF;
 
     IF cardinality(abandonments) > 0 THEN
         INSERT INTO store_checkout_abandonments (
@@ -62,6 +113,22 @@ BEGIN
         SELECT p_tenant, a.idempotency_key, a.order_id, a.customer_id, a.abandoned_at
         FROM unnest(abandonments) AS a;
     END IF;
+END;
+$$;
+
+-- The previous signature, for replicas of the previous release.
+CREATE OR REPLACE FUNCTION project_read_model(
+    p_tenant text,
+    products read_model_product[],
+    stock read_model_stock_change[],
+    orders read_model_order[],
+    updates read_model_order_update[],
+    items read_model_order_item[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM project_read_model(p_tenant, products, stock, orders, updates, items,
+                               '{}'::read_model_abandonment[]);
 END;
 $$;
 
@@ -159,6 +226,31 @@ BEGIN
 END;
 $$;
 
+-- The previous signature, for replicas of the previous release.
+CREATE OR REPLACE FUNCTION append_to_stream(
+    p_tenant text,
+    p_aggregate_type text,
+    p_aggregate_id text,
+    p_expected bigint,
+    p_events new_event[],
+    p_guard stock_guard_row[],
+    p_prices catalogue_price[],
+    p_products read_model_product[],
+    p_stock read_model_stock_change[],
+    p_orders read_model_order[],
+    p_updates read_model_order_update[],
+    p_items read_model_order_item[])
+RETURNS TABLE (outcome text, sku text, requested bigint, available bigint,
+               sequence bigint, event_type text, event_version text, payload text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+    SELECT * FROM append_to_stream(
+        p_tenant, p_aggregate_type, p_aggregate_id, p_expected, p_events, p_guard, p_prices,
+        p_products, p_stock, p_orders, p_updates, p_items, '{}'::read_model_abandonment[]);
+END;
+$$;
+
 CREATE FUNCTION abandon_checkout(
     p_tenant text,
     p_aggregate_id text,
@@ -216,6 +308,12 @@ BEGIN
         'read_model_stock_change[], read_model_order[], read_model_order_update[], '
         'read_model_order_item[], read_model_abandonment[]) SET search_path = %s, pg_temp',
         target);
+    -- CREATE OR REPLACE dropped the previous signature's pin: set it again.
+    EXECUTE format(
+        'ALTER FUNCTION append_to_stream(text, text, text, bigint, new_event[], '
+        'stock_guard_row[], catalogue_price[], read_model_product[], '
+        'read_model_stock_change[], read_model_order[], read_model_order_update[], '
+        'read_model_order_item[]) SET search_path = %s, pg_temp', target);
     EXECUTE format(
         'ALTER FUNCTION abandon_checkout(text, text, new_event[], read_model_abandonment[], '
         'text, timestamptz, bigint, interval) SET search_path = %s, pg_temp', target);

@@ -324,3 +324,49 @@ async fn the_services_sessions_time_out_statements_and_idle_transactions() {
     .unwrap();
     assert_eq!((statement.as_str(), idle.as_str()), ("1500ms", "1500ms"));
 }
+
+/// During a rolling deploy, replicas of the previous release still call the
+/// write path's previous signatures (12 arguments to `append_to_stream`, 6
+/// to `project_read_model`): they append and project as before, through the
+/// new functions, with the pinned `search_path`.
+#[tokio::test]
+async fn the_previous_releases_write_path_signatures_still_append_and_project() {
+    let db = TestDatabase::new().await;
+    stocked_product(&db.pool, "acme", "A", 100, 10).await;
+    let mut service = PgConnection::connect_with(&db.service_options().await)
+        .await
+        .unwrap();
+    let outcome: String = sqlx::query_scalar(
+        "SELECT outcome FROM append_to_stream('acme', 'Product', 'p-old', 0, \
+           ARRAY[ROW('Product', 'p-old', 1, 'ProductDefined', '1', \
+                     '{\"ProductDefined\": {}}', '{\"tenant_id\": \"acme\"}', 'acme', NULL)]::new_event[], \
+           ARRAY[ROW('acme', 'OLD', NULL)]::stock_guard_row[], '{}'::catalogue_price[], \
+           ARRAY[ROW('acme', 'OLD', 'Old release', 5, 'PYG', now())]::read_model_product[], \
+           '{}'::read_model_stock_change[], '{}'::read_model_order[], \
+           '{}'::read_model_order_update[], '{}'::read_model_order_item[])",
+    )
+    .fetch_one(&mut service)
+    .await
+    .unwrap();
+    assert_eq!(outcome, "appended");
+    assert_eq!(
+        db.count("SELECT count(*) FROM events WHERE aggregate_id = 'p-old'")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM inventory WHERE sku = 'OLD' AND name = 'Old release'")
+            .await,
+        1
+    );
+    sqlx::query(
+        "SELECT project_read_model('acme', '{}'::read_model_product[], \
+           ARRAY[ROW('acme', 'OLD', 7, now())]::read_model_stock_change[], \
+           '{}'::read_model_order[], '{}'::read_model_order_update[], \
+           '{}'::read_model_order_item[])",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(on_hand(&db.pool, "acme", "OLD").await, 7);
+}

@@ -673,6 +673,27 @@ fn it_hides_a_placed_order_from_another_customer_who_abandons_its_key() {
 }
 
 #[test]
+fn it_never_abandons_a_key_whose_order_was_placed_whatever_became_of_the_order() {
+    for given in [
+        given_placed(),
+        given_paid(),
+        given_shipped(),
+        given_cancelled(),
+    ] {
+        for by in [by_customer("cust-1"), AbandonedBy::Staff] {
+            OrderTest::with(())
+                .given(given.clone())
+                .when(abandon_by(by, 500))
+                .then_expect_events(vec![]);
+        }
+        OrderTest::with(())
+            .given(given)
+            .when(abandon_by(by_customer("cust-2"), 500))
+            .then_expect_error(OrderError::NotYourOrder);
+    }
+}
+
+#[test]
 fn it_answers_abandoning_an_abandoned_key_again_with_no_new_event() {
     for (first, again) in [
         (by_customer("cust-1"), by_customer("cust-1")),
