@@ -221,6 +221,8 @@ async fn the_write_path_writes_its_own_tables_whatever_the_callers_search_path()
          CREATE TABLE decoy.events (LIKE public.events INCLUDING DEFAULTS); \
          CREATE TABLE decoy.store_orders (LIKE public.store_orders INCLUDING ALL); \
          CREATE TABLE decoy.inventory (LIKE public.inventory INCLUDING ALL); \
+         CREATE TABLE decoy.store_checkout_abandonments \
+             (LIKE public.store_checkout_abandonments INCLUDING ALL); \
          INSERT INTO decoy.inventory SELECT * FROM public.inventory;",
     )
     .execute(&db.pool)
@@ -231,11 +233,17 @@ async fn the_write_path_writes_its_own_tables_whatever_the_callers_search_path()
         .connect_with(db.options().options([("search_path", "decoy,public")]))
         .await
         .unwrap();
-    let placed = order_store::OrderCommands::new(decoyed)
+    let commands = order_store::OrderCommands::new(decoyed);
+    let placed = commands
         .place_order(&as_customer("acme", "c"), checkout("c", "k", &[("A", 2)]))
         .await
         .unwrap();
     assert_eq!(placed.outcome, order_store::CheckoutOutcome::Created);
+    let settled = commands
+        .abandon_checkout(&as_customer("acme", "c"), &key("gone"), now())
+        .await
+        .unwrap();
+    assert!(settled.abandoned_now);
     for (table, public, decoy) in [
         (
             "events",
@@ -246,6 +254,11 @@ async fn the_write_path_writes_its_own_tables_whatever_the_callers_search_path()
             "store_orders",
             "SELECT count(*) FROM public.store_orders",
             "SELECT count(*) FROM decoy.store_orders",
+        ),
+        (
+            "store_checkout_abandonments",
+            "SELECT count(*) FROM public.store_checkout_abandonments",
+            "SELECT count(*) FROM decoy.store_checkout_abandonments",
         ),
     ] {
         assert_eq!(db.count(public).await, 1, "{table}");
@@ -323,50 +336,4 @@ async fn the_services_sessions_time_out_statements_and_idle_transactions() {
     .await
     .unwrap();
     assert_eq!((statement.as_str(), idle.as_str()), ("1500ms", "1500ms"));
-}
-
-/// During a rolling deploy, replicas of the previous release still call the
-/// write path's previous signatures (12 arguments to `append_to_stream`, 6
-/// to `project_read_model`): they append and project as before, through the
-/// new functions, with the pinned `search_path`.
-#[tokio::test]
-async fn the_previous_releases_write_path_signatures_still_append_and_project() {
-    let db = TestDatabase::new().await;
-    stocked_product(&db.pool, "acme", "A", 100, 10).await;
-    let mut service = PgConnection::connect_with(&db.service_options().await)
-        .await
-        .unwrap();
-    let outcome: String = sqlx::query_scalar(
-        "SELECT outcome FROM append_to_stream('acme', 'Product', 'p-old', 0, \
-           ARRAY[ROW('Product', 'p-old', 1, 'ProductDefined', '1', \
-                     '{\"ProductDefined\": {}}', '{\"tenant_id\": \"acme\"}', 'acme', NULL)]::new_event[], \
-           ARRAY[ROW('acme', 'OLD', NULL)]::stock_guard_row[], '{}'::catalogue_price[], \
-           ARRAY[ROW('acme', 'OLD', 'Old release', 5, 'PYG', now())]::read_model_product[], \
-           '{}'::read_model_stock_change[], '{}'::read_model_order[], \
-           '{}'::read_model_order_update[], '{}'::read_model_order_item[])",
-    )
-    .fetch_one(&mut service)
-    .await
-    .unwrap();
-    assert_eq!(outcome, "appended");
-    assert_eq!(
-        db.count("SELECT count(*) FROM events WHERE aggregate_id = 'p-old'")
-            .await,
-        1
-    );
-    assert_eq!(
-        db.count("SELECT count(*) FROM inventory WHERE sku = 'OLD' AND name = 'Old release'")
-            .await,
-        1
-    );
-    sqlx::query(
-        "SELECT project_read_model('acme', '{}'::read_model_product[], \
-           ARRAY[ROW('acme', 'OLD', 7, now())]::read_model_stock_change[], \
-           '{}'::read_model_order[], '{}'::read_model_order_update[], \
-           '{}'::read_model_order_item[])",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    assert_eq!(on_hand(&db.pool, "acme", "OLD").await, 7);
 }

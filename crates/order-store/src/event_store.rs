@@ -340,6 +340,13 @@ impl AppendCall {
         let changes = self.changes.of(append.tenant).unwrap_or(&empty);
         let arrays = ProjectionArrays::of(append.tenant, changes);
         let query = match statement {
+            // An abandonment is only ever a stream's first event, written by
+            // `abandon_checkout`; the checkout's path does not carry them.
+            Statement::Append if !arrays.abandonments.is_empty() => {
+                return Err(AppendFailure::Store(StoreError::Internal(
+                    "a CheckoutAbandoned is appended by abandon_checkout only".into(),
+                )))
+            }
             Statement::Append => sqlx::query_as(include_str!("sql/append_to_stream.sql"))
                 .bind(append.tenant.as_str())
                 .bind(A::TYPE)
@@ -352,8 +359,7 @@ impl AppendCall {
                 .bind(arrays.stock)
                 .bind(arrays.orders)
                 .bind(arrays.updates)
-                .bind(arrays.items)
-                .bind(arrays.abandonments),
+                .bind(arrays.items),
             Statement::Abandon(bound) => sqlx::query_as(include_str!("sql/abandon_checkout.sql"))
                 .bind(append.tenant.as_str())
                 .bind(append.id)

@@ -21,12 +21,15 @@
 //!   (`append_to_stream`, migration 5: look at the stream, lock the
 //!   inventory rows in SKU order, look again, check prices and stock,
 //!   insert the events, project them), with a typed answer: stored, the
-//!   stream moved on (its newer events), a conflict, or a refusal.
+//!   stream moved on (its newer events), a conflict, or a refusal; and the
+//!   abandon of a checkout's key (`abandon_checkout`, migration 9: the
+//!   stream's first event, within a per-customer bound).
 //! - `execute.rs`: decide on the stream as known, append, and when it moved
 //!   on, fold what came back and decide again.
 //! - `stream_kind.rs`: what the store needs of each aggregate (Order,
 //!   Product, StockAdjustment) beyond cqrs-es' `Aggregate`.
-//! - `order_commands.rs`: [`OrderCommands`]: checkout, pay, ship, cancel.
+//! - `order_commands.rs`: [`OrderCommands`]: checkout, settling a
+//!   checkout's key (abandon), pay, ship, cancel.
 //!   `price_cache.rs` and `known_orders.rs` save a checkout its own round
 //!   trips (a price lookup, a wasted append for a retry); neither is trusted.
 //! - `catalogue_commands.rs`: [`CatalogueCommands`]: products and stock moves.
