@@ -125,6 +125,18 @@ pub(crate) struct Append<'a, A: Aggregate> {
     pub prices: &'a [(&'a Sku, &'a CataloguePrice)],
 }
 
+/// A stream as the store's own commands read it (by tenant, kind and id;
+/// every stored version decoded by [`crate::ShopEvent::decode`]), folded:
+/// the aggregate, and the sequence of its last event (0: none).
+pub async fn load_stream<A: StreamKind>(
+    pool: &PgPool,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<(A, i64), StoreError> {
+    let stream = EventStore::new(pool.clone()).load::<A>(tenant, id).await?;
+    Ok((stream.aggregate, stream.version))
+}
+
 /// Loads and appends streams.
 #[derive(Debug, Clone)]
 pub(crate) struct EventStore {

@@ -54,6 +54,30 @@ pub(crate) fn upcasters_of(aggregate_type: &str) -> &'static [&'static dyn Event
     }
 }
 
+/// The upcasters of `aggregate_type`, in the order they apply, as cqrs-es'
+/// `PersistedEventStore::with_upcasters` takes them: how another cqrs-es
+/// application reads old versions of this store's events
+/// (`postgres_es_reader.rs`).
+pub fn upcasters_for(aggregate_type: &str) -> Vec<Box<dyn EventUpcaster>> {
+    upcasters_of(aggregate_type)
+        .iter()
+        .map(|upcaster| Box::new(Delegate(*upcaster)) as Box<dyn EventUpcaster>)
+        .collect()
+}
+
+/// An upcaster of the (static) registry, owned, as cqrs-es keeps them.
+struct Delegate(&'static dyn EventUpcaster);
+
+impl EventUpcaster for Delegate {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        self.0.can_upcast(event_type, event_version)
+    }
+
+    fn upcast(&self, event: SerializedEvent) -> SerializedEvent {
+        self.0.upcast(event)
+    }
+}
+
 /// True when an event at this version must be upcast before it is read.
 pub(crate) fn needs_upcasting(aggregate_type: &str, event_type: &str, event_version: &str) -> bool {
     upcasters_of(aggregate_type)

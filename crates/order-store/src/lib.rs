@@ -28,6 +28,9 @@
 //!   on, fold what came back and decide again.
 //! - `stream_kind.rs`: what the store needs of each aggregate (Order,
 //!   Product, StockAdjustment) beyond cqrs-es' `Aggregate`.
+//! - `postgres_es_reader.rs`: another cqrs-es application's way in:
+//!   postgres-es' repository over our `events` table, with our upcasters
+//!   (reads only; why our writes do not go through it is written there).
 //! - `order_commands.rs`: [`OrderCommands`]: checkout, settling a
 //!   checkout's key (abandon), pay, ship, cancel.
 //!   `price_cache.rs` and `known_orders.rs` save a checkout its own round
@@ -65,6 +68,7 @@ mod known_orders;
 mod order_commands;
 mod order_queries;
 mod order_view;
+mod postgres_es_reader;
 mod price_cache;
 mod shop_event;
 mod store_health;
@@ -77,6 +81,7 @@ pub use catalogue_queries::{CataloguePrice, CatalogueQueries, ProductPage};
 pub use command_context::{Actor, CommandContext, TENANT_METADATA_KEY};
 pub use database_url::with_database;
 pub use error::{StockRejection, StoreError};
+pub use event_store::load_stream;
 pub use order_commands::{
     AbandonError, AbandonmentLimit, CheckoutError, CheckoutOutcome, OrderCommandError,
     OrderCommands, OrderTransition, PlacedOrder, Settlement,
@@ -85,8 +90,10 @@ pub use order_queries::{
     InvalidCursor, OrderCursor, OrderFilter, OrderPage, OrderQueries, OrderVisibility,
 };
 pub use order_view::status_of;
+pub use postgres_es_reader::postgres_es_event_store;
 pub use shop_event::{DecodeError, RecordedEvent, ShopEvent};
 pub use store_health::{up_migrations, CommitOrderHoldBack, StoreHealth, StoreProbe};
+pub use stream_kind::StreamKind;
 
 /// The schema migrations, embedded: `MIGRATOR.run(&pool)` brings a database
 /// to the schema this code expects.

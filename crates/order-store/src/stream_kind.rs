@@ -15,8 +15,16 @@ use order_domain::{Order, Product, StockAdjustment};
 
 use crate::shop_event::{DecodeError, ShopEvent};
 
-/// An aggregate stored as a stream of events.
-pub(crate) trait StreamKind: Aggregate<Services = ()> + Clone {
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for order_domain::Order {}
+    impl Sealed for order_domain::Product {}
+    impl Sealed for order_domain::StockAdjustment {}
+}
+
+/// An aggregate stored as a stream of events: [`Order`], [`Product`],
+/// [`StockAdjustment`] (sealed: the store knows no other).
+pub trait StreamKind: sealed::Sealed + Aggregate<Services = ()> + Clone {
     fn to_shop_event(event: &Self::Event) -> ShopEvent;
 
     /// The event, if `event` is one of this kind's.
