@@ -1,5 +1,5 @@
 //! The figures as a picture: orders/s and p99 latency against concurrency,
-//! for the service and both baselines (an SVG, drawn with `plotters`; its
+//! for the service and every baseline (an SVG, drawn with `plotters`; its
 //! built-in font metrics, so no system font library is needed).
 
 use std::path::Path;
@@ -14,8 +14,10 @@ pub struct Series {
     pub points: Vec<(usize, f64, f64)>,
 }
 
-const COLOURS: [RGBColor; 3] = [
+const COLOURS: [RGBColor; 5] = [
     RGBColor(200, 60, 40),
+    RGBColor(230, 150, 40),
+    RGBColor(120, 60, 160),
     RGBColor(40, 110, 200),
     RGBColor(90, 90, 90),
 ];

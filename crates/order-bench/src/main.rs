@@ -36,7 +36,9 @@ mod crud_service;
 mod load;
 mod pgbench;
 mod relay_bench;
+mod scenarios;
 mod service;
+mod stock_stack;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -60,6 +62,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 const SERVICE_ARG: &str = "__order-service";
 /// The entry point for the child process that plays the CRUD baseline.
 const CRUD_ARG: &str = "__crud-service";
+/// The entry point for the child process that plays the stock stack.
+const STOCK_ARG: &str = "__stock-stack";
 
 #[derive(Debug, Parser)]
 #[command(name = "order-bench")]
@@ -126,6 +130,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if first.as_deref() == Some(std::ffi::OsStr::new(CRUD_ARG)) {
         return crud_service::main().await;
+    }
+    if first.as_deref() == Some(std::ffi::OsStr::new(STOCK_ARG)) {
+        return stock_stack::main().await;
     }
     let mut args = Args::parse();
     if !args.tls && !args.database_url.contains("sslmode=") {
@@ -217,11 +224,86 @@ struct Target {
     skus: Arc<Vec<String>>,
 }
 
+/// The systems measured side by side, in the order of the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum System {
+    Service,
+    /// The service on a database without `events_by_stream` (migration 10):
+    /// what that index costs the append.
+    ServiceWithoutStreamIndex,
+    StockStack,
+    Crud,
+    SqlOnly,
+}
+
+impl System {
+    const ALL: [System; 5] = [
+        Self::Service,
+        Self::ServiceWithoutStreamIndex,
+        Self::StockStack,
+        Self::Crud,
+        Self::SqlOnly,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Service => "service",
+            Self::ServiceWithoutStreamIndex => "service without events_by_stream",
+            Self::StockStack => "stock stack (cqrs-es + postgres-es)",
+            Self::Crud => "CRUD service",
+            Self::SqlOnly => "SQL only (pgbench)",
+        }
+    }
+}
+
+/// One HTTP system under test: its process and how to reach it.
+struct HttpSystem {
+    process: ServiceProcess,
+    target: Target,
+}
+
+/// A fresh database `name` on the admin server, and a pool of 4 on it.
+async fn database(admin: &PgConnectOptions, name: &str) -> anyhow::Result<sqlx::PgPool> {
+    let mut conn = PgConnection::connect_with(admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(admin.clone().database(name))
+        .await?)
+}
+
+async fn drop_database(admin: &PgConnectOptions, name: &str) {
+    if let Ok(mut conn) = PgConnection::connect_with(admin).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+    }
+}
+
 async fn run(
     args: &Args,
     step: Duration,
     admin: &PgConnectOptions,
     name: &str,
+) -> anyhow::Result<()> {
+    let unindexed_name = format!("{name}_unindexed");
+    let stock_name = format!("{name}_stock");
+    let outcome = run_systems(args, step, admin, name, &unindexed_name, &stock_name).await;
+    drop_database(admin, &unindexed_name).await;
+    drop_database(admin, &stock_name).await;
+    outcome
+}
+
+async fn run_systems(
+    args: &Args,
+    step: Duration,
+    admin: &PgConnectOptions,
+    name: &str,
+    unindexed_name: &str,
+    stock_name: &str,
 ) -> anyhow::Result<()> {
     let options = admin.clone().database(name);
     let pool = PgPoolOptions::new()
@@ -237,6 +319,24 @@ async fn run(
     )
     .execute(&pool)
     .await?;
+    // The service again, on a database without the index postgres-es'
+    // reads need.
+    let unindexed = database(admin, unindexed_name).await?;
+    order_store::MIGRATOR.run(&unindexed).await?;
+    sqlx::query("DROP INDEX events_by_stream")
+        .execute(&unindexed)
+        .await?;
+    seed(&unindexed, args.skus).await?;
+    // The stock stack: postgres-es' schema, the same catalogue as views.
+    let stock = database(admin, stock_name).await?;
+    sqlx::raw_sql(stock_stack::SCHEMA).execute(&stock).await?;
+    let catalogue: Vec<(String, String, i64, String, i64)> = sqlx::query_as(
+        "SELECT sku, name, unit_price, currency, on_hand FROM inventory ORDER BY sku",
+    )
+    .fetch_all(&pool)
+    .await?;
+    stock_stack::seed(&stock, &catalogue).await?;
+
     let postgres = PostgresCpu::find(&pool).await;
     if postgres.is_none() {
         println!("PostgreSQL is not on this machine: its CPU is left out.");
@@ -248,12 +348,6 @@ async fn run(
 
     let url = order_store::with_database(&args.database_url, name);
     let pool_size = args.pool_size;
-    let mut service = service::start(&[SERVICE_ARG, "serve"], &url, SECRET, pool_size).await?;
-    let mut crud = service::start(&[CRUD_ARG], &url, SECRET, pool_size).await?;
-    println!(
-        "service: pid {} on {}; CRUD service: pid {} on {}; both with {pool_size} connections",
-        service.pid, service.address, crud.pid, crud.address
-    );
     let keys =
         order_service::JwtKeys::new(SECRET.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let tenant = TenantId::try_from(TENANT)?;
@@ -274,41 +368,65 @@ async fn run(
         .pool_max_idle_per_host(256)
         .build()?;
     let sku_names: Arc<Vec<String>> = Arc::new(skus.iter().map(|(s, _)| s.clone()).collect());
-    let target = |process: &ServiceProcess| Target {
-        http: http.clone(),
-        base: format!("http://{}", process.address),
-        tokens: tokens.clone(),
-        skus: sku_names.clone(),
+    let start = |args: &'static [&'static str], database: String| {
+        let (http, tokens, sku_names) = (http.clone(), tokens.clone(), sku_names.clone());
+        async move {
+            let process = service::start(args, &database, SECRET, pool_size).await?;
+            let target = Target {
+                http,
+                base: format!("http://{}", process.address),
+                tokens,
+                skus: sku_names,
+            };
+            anyhow::Ok(HttpSystem { process, target })
+        }
     };
-    let (on_service, on_crud) = (target(&service), target(&crud));
+    let service = start(&[SERVICE_ARG, "serve"], url.clone()).await?;
+    let unindexed_service = start(
+        &[SERVICE_ARG, "serve"],
+        order_store::with_database(&args.database_url, unindexed_name),
+    )
+    .await?;
+    let stock_stack = start(
+        &[STOCK_ARG],
+        order_store::with_database(&args.database_url, stock_name),
+    )
+    .await?;
+    let crud = start(&[CRUD_ARG], url.clone()).await?;
+    println!(
+        "service: pid {}; service without events_by_stream: pid {}; stock stack: pid {}; CRUD service: pid {}; each with {pool_size} connections",
+        service.process.pid, unindexed_service.process.pid, stock_stack.process.pid, crud.process.pid
+    );
+    let http_system = |system: System| match system {
+        System::Service => Some((&service, &pool)),
+        System::ServiceWithoutStreamIndex => Some((&unindexed_service, &unindexed)),
+        System::StockStack => Some((&stock_stack, &stock)),
+        System::Crud => Some((&crud, &pool)),
+        System::SqlOnly => None,
+    };
     let placed: Arc<Mutex<Vec<Placed>>> = Arc::default();
 
     // Each system's step is cut into `rounds` slices, run in rotation
-    // (service, CRUD, SQL; then CRUD, SQL, service; ...), so that a noisy
-    // moment of the shared machine falls on all three alike.
+    // (1, 2, 3, 4, 5; then 2, 3, 4, 5, 1; ...), so that a noisy moment of
+    // the shared machine falls on all of them alike.
     let rounds = if args.quick { 1 } else { args.rounds.max(1) };
     let slice = Duration::from_secs((step.as_secs() / u64::from(rounds)).max(1));
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for &concurrency in &args.concurrency {
-        let (mut ours, mut theirs, mut floor) = (Step::default(), Step::default(), None::<Step>);
-        for round in 0..rounds {
-            for turn in 0..3 {
-                match (round + turn) % 3 {
-                    0 => {
-                        let measured = measure(&pool, &service, postgres, || {
-                            new_orders(&on_service, Some(&placed), concurrency, slice)
+        let mut steps: Vec<Option<Step>> = vec![None; System::ALL.len()];
+        for round in 0..rounds as usize {
+            for turn in 0..System::ALL.len() {
+                let index = (round + turn) % System::ALL.len();
+                let system = System::ALL[index];
+                let measured = match http_system(system) {
+                    Some((http, db)) => {
+                        let remember = (system == System::Service).then_some(&placed);
+                        measure(db, &http.process, postgres, || {
+                            new_orders(&http.target, remember, concurrency, slice)
                         })
-                        .await;
-                        ours = ours.merge(measured);
+                        .await
                     }
-                    1 => {
-                        let measured = measure(&pool, &crud, postgres, || {
-                            new_orders(&on_crud, None, concurrency, slice)
-                        })
-                        .await;
-                        theirs = theirs.merge(measured);
-                    }
-                    _ => {
+                    None => {
                         let Some(path) = &pgbench else { continue };
                         checkpoint(&pool).await;
                         // pgbench's clients are connections; the services
@@ -316,38 +434,61 @@ async fn run(
                         let clients = concurrency.min(pool_size as usize);
                         let (figures, before, after) =
                             pgbench::run(path, &url, args.skus, clients, slice, postgres).await?;
-                        let measured = Step::new(figures, after.since(&before));
-                        floor = Some(floor.unwrap_or_default().merge(measured));
+                        Step::new(figures, after.since(&before))
                     }
-                }
+                };
+                steps[index] = Some(steps[index].take().unwrap_or_default().merge(measured));
             }
         }
-        rows.push((concurrency, ours, theirs, floor));
+        rows.push((concurrency, steps));
     }
+    let on_service = &service.target;
     let replay_pool: Arc<Vec<Placed>> =
         Arc::new(placed.lock().map(|p| p.clone()).unwrap_or_default());
-    let replays = measure(&pool, &service, postgres, || {
-        replays_only(&on_service, &replay_pool, TARGET_CONCURRENCY, step)
+    let replays = measure(&pool, &service.process, postgres, || {
+        replays_only(on_service, &replay_pool, TARGET_CONCURRENCY, step)
     })
     .await;
-    let mixed = measure(&pool, &service, postgres, || {
-        mixed(&on_service, &replay_pool, TARGET_CONCURRENCY, step)
+    let mixed = measure(&pool, &service.process, postgres, || {
+        mixed(on_service, &replay_pool, TARGET_CONCURRENCY, step)
     })
     .await;
-    let reads = measure(&pool, &service, postgres, || {
-        reads(&on_service, &replay_pool, TARGET_CONCURRENCY, step)
+    let reads = measure(&pool, &service.process, postgres, || {
+        reads(on_service, &replay_pool, TARGET_CONCURRENCY, step)
     })
     .await;
-    let storm = storm(&on_service).await?;
-    let peak_rss = service.peak_rss_bytes();
-    let crud_rss = crud.peak_rss_bytes();
-    service.stop().await;
-    crud.stop().await;
+    let storm = storm(on_service).await?;
+    let correctness = vec![
+        (
+            System::Service,
+            scenarios::run(&service.target, &scenarios::ServiceStore(&pool)).await?,
+        ),
+        (
+            System::StockStack,
+            scenarios::run(&stock_stack.target, &scenarios::StockStackStore(&stock)).await?,
+        ),
+    ];
+    let audit = stock_stack::audit(&stock).await?;
+    let peak_rss = service.process.peak_rss_bytes();
+    let crud_rss = crud.process.peak_rss_bytes();
+    let stock_rss = stock_stack.process.peak_rss_bytes();
+    for mut system in [service, unindexed_service, stock_stack, crud] {
+        system.process.stop().await;
+    }
 
     report(
-        args, step, &rows, &replays, &mixed, &reads, storm, peak_rss, crud_rss,
+        args,
+        step,
+        &rows,
+        &[&replays, &mixed, &reads],
+        storm,
+        &correctness,
+        &audit,
+        [peak_rss, crud_rss, stock_rss],
     )?;
     pool.close().await;
+    unindexed.close().await;
+    stock.close().await;
     Ok(())
 }
 
@@ -384,21 +525,33 @@ where
     Step::new(figures, after.since(&before))
 }
 
-type Row = (usize, Step, Step, Option<Step>);
+/// A concurrency and each system's step at it (in [`System::ALL`]'s order).
+type Row = (usize, Vec<Option<Step>>);
+
+fn step_of(row: &Row, system: System) -> Option<&Step> {
+    let index = System::ALL.iter().position(|s| *s == system)?;
+    row.1.get(index)?.as_ref()
+}
 
 #[allow(clippy::too_many_arguments)]
 fn report(
     args: &Args,
     step: Duration,
     rows: &[Row],
-    replays: &Step,
-    mixed: &Step,
-    reads: &Step,
+    scenarios_of_service: &[&Step; 3],
     storm: (Duration, usize, usize, usize),
-    peak_rss: Option<u64>,
-    crud_rss: Option<u64>,
+    correctness: &[(System, scenarios::Findings)],
+    audit: &stock_stack::Audit,
+    [peak_rss, crud_rss, stock_rss]: [Option<u64>; 3],
 ) -> anyhow::Result<()> {
     let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}", a / b)
+        } else {
+            "n/a".to_owned()
+        }
+    };
     println!();
     println!(
         "New orders, closed loop, {} s per step in {} slices run in rotation (CPU: milliseconds per order of each process):",
@@ -408,17 +561,16 @@ fn report(
     println!();
     println!("| concurrency | system | orders/s | p50 ms | p95 ms | p99 ms | failed | CPU server | CPU PostgreSQL | CPU load generator |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (c, ours, theirs, floor) in rows {
-        let systems = [
-            ("service", Some(ours)),
-            ("CRUD service", Some(theirs)),
-            ("SQL only (pgbench)", floor.as_ref()),
-        ];
-        for (label, step) in systems {
-            let Some(s) = step else { continue };
+    for row in rows {
+        for system in System::ALL {
+            let Some(s) = step_of(row, system) else {
+                continue;
+            };
             let f = &s.figures;
             println!(
-                "| {c} | {label} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} |",
+                row.0,
+                system.label(),
                 f.per_second(),
                 f.ms(0.5),
                 f.ms(0.95),
@@ -433,21 +585,57 @@ fn report(
     println!();
     println!("Ratios (service / baseline, same run):");
     println!();
-    println!("| concurrency | orders/s vs CRUD | orders/s vs SQL only | p99 vs CRUD | PostgreSQL CPU per order vs CRUD |");
-    println!("|---:|---:|---:|---:|---:|");
-    for (c, ours, theirs, floor) in rows {
-        let vs_sql = floor
-            .as_ref()
-            .map(|f| format!("{:.2}", ours.figures.per_second() / f.figures.per_second()))
-            .unwrap_or_else(|| "n/a".into());
-        let pg = match (ours.cpu.postgres_ms, theirs.cpu.postgres_ms) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "n/a".into(),
+    println!("| concurrency | orders/s vs CRUD | vs SQL only | vs stock stack | p99 vs CRUD | p99 vs stock stack | PostgreSQL CPU per order vs CRUD | vs stock stack |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        let Some(ours) = step_of(row, System::Service) else {
+            continue;
+        };
+        let per_second = |system| step_of(row, system).map(|s| s.figures.per_second());
+        let p99 = |system| step_of(row, system).map(|s| s.figures.ms(0.99));
+        let pg = |system| step_of(row, system).and_then(|s| s.cpu.postgres_ms);
+        let vs = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => ratio(a, b),
+            _ => "n/a".to_owned(),
+        };
+        let ours_per_second = Some(ours.figures.per_second());
+        let ours_p99 = Some(ours.figures.ms(0.99));
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.0,
+            vs(ours_per_second, per_second(System::Crud)),
+            vs(ours_per_second, per_second(System::SqlOnly)),
+            vs(ours_per_second, per_second(System::StockStack)),
+            vs(ours_p99, p99(System::Crud)),
+            vs(ours_p99, p99(System::StockStack)),
+            vs(ours.cpu.postgres_ms, pg(System::Crud)),
+            vs(ours.cpu.postgres_ms, pg(System::StockStack)),
+        );
+    }
+    println!();
+    println!(
+        "The cost of events_by_stream (the index postgres-es' reads need) on the append, same run:"
+    );
+    println!();
+    println!("| concurrency | orders/s with / without | PostgreSQL CPU per order with / without | service CPU per order with / without |");
+    println!("|---:|---:|---:|---:|");
+    for row in rows {
+        let (Some(with), Some(without)) = (
+            step_of(row, System::Service),
+            step_of(row, System::ServiceWithoutStreamIndex),
+        ) else {
+            continue;
+        };
+        let cpu = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => ratio(a, b),
+            _ => "n/a".to_owned(),
         };
         println!(
-            "| {c} | {:.2} | {vs_sql} | {:.2} | {pg} |",
-            ours.figures.per_second() / theirs.figures.per_second(),
-            ours.figures.ms(0.99) / theirs.figures.ms(0.99).max(f64::MIN_POSITIVE),
+            "| {} | {} | {} | {} |",
+            row.0,
+            ratio(with.figures.per_second(), without.figures.per_second()),
+            cpu(with.cpu.postgres_ms, without.cpu.postgres_ms),
+            cpu(with.cpu.server_ms, without.cpu.server_ms),
         );
     }
     println!();
@@ -455,6 +643,7 @@ fn report(
     println!();
     println!("| scenario | requests/s | p50 ms | p95 ms | p99 ms | failed | CPU server | CPU PostgreSQL |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let [replays, mixed, reads] = scenarios_of_service;
     for (label, s) in [
         ("replays only (200, Idempotent-Replayed)", replays),
         ("20% replays mixed into new orders", mixed),
@@ -477,44 +666,55 @@ fn report(
         "Storm: 64 concurrent duplicates of one key all answered in {:.1} ms: {} x 201, {} x 200 replayed, {} other.",
         storm.0.as_secs_f64() * 1000.0, storm.1, storm.2, storm.3
     );
+    println!();
+    println!("What each gets wrong (same scenarios, each system on its own store; the contract's answer in the first row):");
+    println!();
+    scenarios::print(correctness.iter().map(|(s, f)| (s.label(), f)));
+    println!();
+    println!(
+        "Stock stack, its store after the whole run: {} orders; {} without an order view; {} SKUs whose inventory view differs from the events, by {} units in all (view updates lost to its optimistic lock, reported and dropped as its documentation's query does).",
+        audit.orders, audit.orders_without_view, audit.skus_wrong, audit.units_wrong
+    );
     let mib = |b: Option<u64>| b.map_or(0.0, |b| b as f64 / 1_048_576.0);
     println!(
-        "Peak RSS: service {:.1} MiB, CRUD service {:.1} MiB.",
+        "Peak RSS: service {:.1} MiB, CRUD service {:.1} MiB, stock stack {:.1} MiB.",
         mib(peak_rss),
-        mib(crud_rss)
+        mib(crud_rss),
+        mib(stock_rss)
     );
     let failures: u64 = rows
         .iter()
-        .map(|(_, s, c, f)| {
-            s.figures.failed + c.figures.failed + f.as_ref().map_or(0, |f| f.figures.failed)
-        })
+        .flat_map(|row| row.1.iter().flatten().map(|s| s.figures.failed))
         .sum();
-    println!("Failed requests in the new-order steps: {failures}.");
+    println!("Failed requests in the new-order steps: {failures} (the stock stack's 503s on a conflict count here).");
     if cfg!(debug_assertions) {
         println!();
         println!("(debug build: these figures say nothing about speed; use --release)");
     }
 
-    let series = |label: &str, pick: &dyn Fn(&Row) -> Option<&Step>| chart::Series {
-        label: label.to_owned(),
-        points: rows
-            .iter()
-            .filter_map(|row| {
-                pick(row).map(|s| (row.0, s.figures.per_second(), s.figures.ms(0.99)))
-            })
-            .collect(),
-    };
-    let mut all = vec![
-        series("store-orders service", &|r| Some(&r.1)),
-        series("CRUD service (same HTTP stack)", &|r| Some(&r.2)),
-    ];
-    let floor = series(
-        "SQL only (pgbench, same transaction, at most pool-size connections)",
-        &|r| r.3.as_ref(),
-    );
-    if !floor.points.is_empty() {
-        all.push(floor);
-    }
+    let all: Vec<chart::Series> = System::ALL
+        .iter()
+        .filter(|system| **system != System::ServiceWithoutStreamIndex)
+        .map(|system| chart::Series {
+            label: match system {
+                System::Service => "store-orders service".to_owned(),
+                System::Crud => "CRUD service (same HTTP stack)".to_owned(),
+                System::StockStack => "stock cqrs-es + postgres-es (same HTTP stack)".to_owned(),
+                System::SqlOnly => {
+                    "SQL only (pgbench, same transaction, at most pool-size connections)".to_owned()
+                }
+                System::ServiceWithoutStreamIndex => system.label().to_owned(),
+            },
+            points: rows
+                .iter()
+                .filter_map(|row| {
+                    step_of(row, *system)
+                        .map(|s| (row.0, s.figures.per_second(), s.figures.ms(0.99)))
+                })
+                .collect(),
+        })
+        .filter(|series| !series.points.is_empty())
+        .collect();
     chart::draw(
         &args.chart,
         &format!(
@@ -526,38 +726,49 @@ fn report(
     )?;
     println!("Chart: {}", args.chart.display());
 
-    if let Some((_, ours, theirs, floor)) = rows.iter().find(|r| r.0 == TARGET_CONCURRENCY) {
-        println!();
-        println!("Targets at concurrency {TARGET_CONCURRENCY}:");
-        let vs_crud = ours.figures.per_second() / theirs.figures.per_second();
-        println!(
-            "- new orders >= 0.9x the CRUD service: {vs_crud:.2}x {}",
-            verdict(vs_crud >= 0.9)
-        );
-        if let Some(floor) = floor {
-            let vs_sql = ours.figures.per_second() / floor.figures.per_second();
+    if let Some(row) = rows.iter().find(|r| r.0 == TARGET_CONCURRENCY) {
+        if let (Some(ours), Some(theirs)) =
+            (step_of(row, System::Service), step_of(row, System::Crud))
+        {
+            println!();
+            println!("Targets at concurrency {TARGET_CONCURRENCY}:");
+            let vs_crud = ours.figures.per_second() / theirs.figures.per_second();
             println!(
-                "- new orders >= 0.6x SQL only: {vs_sql:.2}x {}",
-                verdict(vs_sql >= 0.6)
+                "- new orders >= 0.9x the CRUD service: {vs_crud:.2}x {}",
+                verdict(vs_crud >= 0.9)
             );
-        }
-        let p99 = ours.figures.ms(0.99) / theirs.figures.ms(0.99).max(f64::MIN_POSITIVE);
-        println!(
-            "- p99 <= 1.5x the CRUD service's: {:.1} vs {:.1} ms = {p99:.2}x {}",
-            ours.figures.ms(0.99),
-            theirs.figures.ms(0.99),
-            verdict(p99 <= 1.5)
-        );
-        let replay_ratio = replays.figures.per_second() / ours.figures.per_second();
-        println!(
-            "- replays >= 4x new orders: {replay_ratio:.2}x {}",
-            verdict(replay_ratio >= 4.0)
-        );
-        if let Some(cpu) = ours.cpu.server_ms {
+            if let Some(floor) = step_of(row, System::SqlOnly) {
+                let vs_sql = ours.figures.per_second() / floor.figures.per_second();
+                println!(
+                    "- new orders >= 0.6x SQL only: {vs_sql:.2}x {}",
+                    verdict(vs_sql >= 0.6)
+                );
+            }
+            let p99 = ours.figures.ms(0.99) / theirs.figures.ms(0.99).max(f64::MIN_POSITIVE);
             println!(
-                "- service CPU <= 0.4 ms per new order: {cpu:.3} ms {}",
-                verdict(cpu <= 0.4)
+                "- p99 <= 1.5x the CRUD service's: {:.1} vs {:.1} ms = {p99:.2}x {}",
+                ours.figures.ms(0.99),
+                theirs.figures.ms(0.99),
+                verdict(p99 <= 1.5)
             );
+            let replay_ratio = replays.figures.per_second() / ours.figures.per_second();
+            println!(
+                "- replays >= 4x new orders: {replay_ratio:.2}x {}",
+                verdict(replay_ratio >= 4.0)
+            );
+            if let Some(cpu) = ours.cpu.server_ms {
+                println!(
+                    "- service CPU <= 0.4 ms per new order: {cpu:.3} ms {}",
+                    verdict(cpu <= 0.4)
+                );
+            }
+            if let Some(without) = step_of(row, System::ServiceWithoutStreamIndex) {
+                let cost = ours.figures.per_second() / without.figures.per_second();
+                println!(
+                    "- events_by_stream costs new orders <= 5%: {cost:.2}x of the service without it {}",
+                    verdict(cost >= 0.95)
+                );
+            }
         }
     }
     if peak_rss.is_some() {
@@ -580,42 +791,15 @@ fn verdict(met: bool) -> &'static str {
 
 /// `count` products with a million units each, through the store's commands.
 async fn seed(pool: &sqlx::PgPool, count: usize) -> anyhow::Result<Vec<(String, i64)>> {
-    let catalogue = Arc::new(CatalogueCommands::new(pool.clone()));
-    let staff = CommandContext {
-        tenant: TenantId::try_from(TENANT)?,
-        actor: Actor::Staff("bench".into()),
-        request_id: None,
-    };
-    let pyg = Currency::try_from("PYG")?;
     let skus: Vec<(String, i64)> = (0..count)
         .map(|i| (format!("SKU-{i:05}"), 1_000 + (i as i64 * 37) % 99_000))
         .collect();
     for chunk in skus.chunks(50) {
         let mut work = Vec::new();
         for (sku, price) in chunk.iter().cloned() {
-            let (catalogue, staff) = (catalogue.clone(), staff.clone());
+            let pool = pool.clone();
             work.push(tokio::spawn(async move {
-                let code = Sku::try_from(sku.as_str())?;
-                catalogue
-                    .define_product(
-                        &staff,
-                        code.clone(),
-                        ProductName::try_from(format!("Product {sku}"))?,
-                        Money::new(price, pyg),
-                        chrono::Utc::now(),
-                    )
-                    .await?;
-                catalogue
-                    .adjust_stock(
-                        &staff,
-                        IdempotencyKey::try_from(format!("seed-{sku}"))?,
-                        code,
-                        StockDelta::try_from(1_000_000)?,
-                        StockReason::Received,
-                        chrono::Utc::now(),
-                    )
-                    .await?;
-                anyhow::Ok(())
+                define_product(&pool, &sku, price, 1_000_000).await
             }));
         }
         for task in work {
@@ -623,6 +807,43 @@ async fn seed(pool: &sqlx::PgPool, count: usize) -> anyhow::Result<Vec<(String, 
         }
     }
     Ok(skus)
+}
+
+/// Defines `sku` at `price` PYG and receives `on_hand` units of it, through
+/// the store's commands.
+async fn define_product(
+    pool: &sqlx::PgPool,
+    sku: &str,
+    price: i64,
+    on_hand: i64,
+) -> anyhow::Result<()> {
+    let catalogue = CatalogueCommands::new(pool.clone());
+    let staff = CommandContext {
+        tenant: TenantId::try_from(TENANT)?,
+        actor: Actor::Staff("bench".into()),
+        request_id: None,
+    };
+    let code = Sku::try_from(sku)?;
+    catalogue
+        .define_product(
+            &staff,
+            code.clone(),
+            ProductName::try_from(format!("Product {sku}"))?,
+            Money::new(price, Currency::try_from("PYG")?),
+            chrono::Utc::now(),
+        )
+        .await?;
+    catalogue
+        .adjust_stock(
+            &staff,
+            IdempotencyKey::try_from(format!("seed-{sku}"))?,
+            code,
+            StockDelta::try_from(on_hand)?,
+            StockReason::Received,
+            chrono::Utc::now(),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Two distinct random SKUs, 1 to 3 units each (pgbench's script draws the

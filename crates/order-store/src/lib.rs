@@ -89,7 +89,7 @@ pub use order_commands::{
 pub use order_queries::{
     InvalidCursor, OrderCursor, OrderFilter, OrderPage, OrderQueries, OrderVisibility,
 };
-pub use order_view::status_of;
+pub use order_view::{order_of, status_of};
 pub use postgres_es_reader::postgres_es_event_store;
 pub use shop_event::{DecodeError, RecordedEvent, ShopEvent};
 pub use store_health::{up_migrations, CommitOrderHoldBack, StoreHealth, StoreProbe};

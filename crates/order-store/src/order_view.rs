@@ -9,7 +9,7 @@ use order_domain::order::{OrderDetails, SettledCheckout};
 use order_domain::{IdempotencyKey, OrderStatus};
 
 /// The order as the events say it is.
-pub(crate) fn order_of(order: &OrderDetails) -> Order {
+pub fn order_of(order: &OrderDetails) -> Order {
     Order {
         id: *order.id.as_uuid(),
         order_number: order.order_number.to_string(),
