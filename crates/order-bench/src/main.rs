@@ -7,11 +7,16 @@
 //!
 //! 1. A fresh database: migrations, one tenant, 1,000 SKUs with ample stock,
 //!    and the same catalogue in the CRUD baseline's own tables.
-//! 2. Three systems, each at every concurrency, on the same workload (two
+//! 2. Five systems, each at every concurrency, on the same workload (two
 //!    distinct random SKUs, 1 to 3 units each, a fresh key per checkout):
 //!    - **service**: the real `order-service serve` (this binary
 //!      re-executed: the same code, the same release build), pool of
 //!      `--pool-size` connections;
+//!    - **service without `events_by_stream`**: the same, on a database
+//!      without the index postgres-es' reads need (what it costs);
+//!    - **stock stack** (`stock_stack.rs`): the checkout built the way the
+//!      cqrs-es and postgres-es documentation shows, in a database of its
+//!      own with postgres-es' schema;
 //!    - **CRUD service** (`crud_service.rs`): the design store-orders
 //!      replaces, one `process_checkout` call per request behind the
 //!      service's own authentication, extractors, problems and middleware;
@@ -19,13 +24,16 @@
 //!      pgbench, the floor nothing beats; its clients are connections, so
 //!      it runs min(concurrency, pool size) of them.
 //!
-//!    The two HTTP systems are driven by the same closed-loop generator
+//!    The HTTP systems are driven by the same closed-loop generator
 //!    (reqwest, kept-alive connections); pgbench drives itself.
 //! 3. CPU per order of the serving process, of PostgreSQL and of the load
 //!    generator, from `/proc` (`cpu.rs`).
 //! 4. Replays only; 20% replays mixed into new orders; a storm of 64
 //!    concurrent duplicates of one key; the read path `GET /v1/orders/{id}`.
-//! 5. Tables (Markdown), an SVG chart (`--chart`), and the targets met or not.
+//! 5. What the service and the stock stack get wrong (`scenarios.rs`: the
+//!    duplicate storm and the last units, with what each stores), and the
+//!    stock stack's views audited against its events.
+//! 6. Tables (Markdown), an SVG chart (`--chart`), and the targets met or not.
 //!
 //! Speed is reported, never asserted: the machine is shared and noisy, so
 //! compare the ratios within one run.
@@ -91,8 +99,10 @@ struct Args {
     #[arg(long, default_value_t = 1_000)]
     skus: usize,
     /// Each system's step is run in this many slices, in rotation with the
-    /// others' (1 with --quick).
-    #[arg(long, default_value_t = 3)]
+    /// others' (1 with --quick). A multiple of the number of systems (5)
+    /// puts each in every position of the rotation equally often: the
+    /// stock stack's view updates leave work (vacuum) for whoever follows.
+    #[arg(long, default_value_t = 5)]
     rounds: u32,
     /// Keep TLS to PostgreSQL when the URL does not say otherwise (libpq's
     /// and sqlx's `prefer`). By default the bench connects every system in
