@@ -399,11 +399,13 @@ impl OrderCommands {
                 Appended::Moved(newer) => stream.apply(newer),
                 Appended::Conflict => stream = self.store.load(tenant, &id).await?,
                 Appended::Limited(limited) => {
+                    // Within the window: the oldest abandonment counted may
+                    // carry a later clock reading than this request's.
                     return Err(AbandonError::Limited {
                         most: limited.most,
                         per: self.abandonment_limit.per,
-                        retry_after: limited.retry_after,
-                    })
+                        retry_after: limited.retry_after.min(self.abandonment_limit.per),
+                    });
                 }
                 Appended::Refused(refusal) => {
                     return Err(AbandonError::Store(StoreError::Internal(format!(
