@@ -394,3 +394,31 @@ async fn a_rebuild_cut_over_while_three_replicas_serve_fails_no_request_and_lose
     );
     assert_read_model_matches_events(&db.pool).await;
 }
+
+/// `order-service distribute` on a PostgreSQL without Citus: a clear
+/// refusal, a failure exit, and nothing changed.
+#[tokio::test]
+async fn distribute_refuses_where_the_citus_extension_is_missing() {
+    let db = TestDatabase::new().await;
+    let output = tokio::process::Command::new(SERVICE)
+        .arg("distribute")
+        .env("DATABASE_URL", db.url())
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the citus extension is not installed in this database"),
+        "{stderr}"
+    );
+    let setting: Option<String> = sqlx::query_scalar(
+        "SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting \
+         WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_optional(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(setting, None, "nothing changed");
+}

@@ -1,5 +1,5 @@
-//! The `order-service` command line: serve the API, migrate the database,
-//! mint dev tokens, seed the demo tenant.
+//! The `order-service` command line: serve the API, migrate (and
+//! distribute) the database, mint dev tokens, seed the demo tenant.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,6 +42,10 @@ enum Command {
     Serve(ServeArgs),
     /// Create the database if missing and apply the migrations.
     Migrate,
+    /// Distribute the migrated schema over a Citus cluster: run against the
+    /// coordinator, as the schema owner, after `migrate` (safe to repeat;
+    /// docs/SCALE-OUT.md).
+    Distribute,
     /// Mint a token signed with the service's secret (for development).
     Token(TokenArgs),
     /// Define the demo tenant's products and stock (safe to repeat).
@@ -183,6 +187,10 @@ where
             let url = require_url(cli.database_url)?;
             migrate(&url).await
         }
+        Command::Distribute => {
+            let url = require_url(cli.database_url)?;
+            distribute(&url).await
+        }
         Command::Token(args) => {
             let keys = ServeConfig::jwt_keys(&args.secret.jwt_secret)
                 .context("ORDERS_JWT_SECRET is unusable")?;
@@ -297,6 +305,25 @@ async fn migrate(url: &str) -> anyhow::Result<()> {
         tracing::info!(applied, "migrations applied");
     }
     pool.close().await;
+    Ok(())
+}
+
+async fn distribute(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(url)))?;
+    let done = order_store::distribute(&mut conn).await?;
+    for table in &done.distributed {
+        tracing::info!(table, "distributed by tenant_id");
+    }
+    for table in &done.already {
+        tracing::info!(table, "already distributed");
+    }
+    tracing::info!(
+        functions = done.functions.len(),
+        "write-path functions delegated by p_tenant"
+    );
     Ok(())
 }
 

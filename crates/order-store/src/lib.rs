@@ -40,6 +40,9 @@
 //!   `project_read_model`; one implementation for the live path and the
 //!   rebuild (`rebuild-projections`).
 //! - `order_queries.rs`, `catalogue_queries.rs`: the read model's queries.
+//! - `distribution.rs`: [`distribute`]: the schema over a Citus cluster
+//!   (tables with `tenant_id` colocated with `events`, functions taking
+//!   `p_tenant` delegated), from the catalogue, idempotent.
 //! - `store_health.rs`: [`StoreProbe`]: does the database answer, are the
 //!   migrations applied, how far are commit-order readers held back
 //!   (`/readyz`, `/metrics`).
@@ -60,6 +63,7 @@ mod catalogue_commands;
 mod catalogue_queries;
 mod command_context;
 mod database_url;
+mod distribution;
 mod error;
 mod event_store;
 pub mod event_upcasters;
@@ -80,6 +84,7 @@ pub use catalogue_commands::{CatalogueCommands, CatalogueError, StockMovement};
 pub use catalogue_queries::{CataloguePrice, CatalogueQueries, ProductPage};
 pub use command_context::{Actor, CommandContext, TENANT_METADATA_KEY};
 pub use database_url::with_database;
+pub use distribution::{distribute, DistributeError, Distribution};
 pub use error::{StockRejection, StoreError};
 pub use event_store::load_stream;
 pub use order_commands::{

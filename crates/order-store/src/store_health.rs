@@ -75,19 +75,7 @@ impl StoreProbe {
     /// The migrations of this release that the database has not applied,
     /// as "version description" (none table: all of them).
     pub async fn missing_migrations(&self) -> Result<Vec<String>, sqlx::Error> {
-        let applied = match sqlx::query_file_scalar!("src/sql/applied_migrations.sql")
-            .fetch_all(&self.pool)
-            .await
-        {
-            Ok(versions) => versions,
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        Ok(MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-            .map(|m| format!("{} {}", m.version, m.description))
-            .collect())
+        missing_migrations_on(&self.pool).await
     }
 
     /// See [`CommitOrderHoldBack`].
@@ -100,6 +88,25 @@ impl StoreProbe {
             seconds: row.seconds.unwrap_or(0.0),
         })
     }
+}
+
+/// As [`StoreProbe::missing_migrations`], on any connection.
+pub(crate) async fn missing_migrations_on<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let applied = match sqlx::query_file_scalar!("src/sql/applied_migrations.sql")
+        .fetch_all(executor)
+        .await
+    {
+        Ok(versions) => versions,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect())
 }
 
 /// How many migrations this release has (down migrations aside).

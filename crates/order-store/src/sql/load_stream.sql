@@ -1,7 +1,7 @@
--- A stream's events in sequence order, by (tenant, kind, id): the same
--- function append_to_stream answers a moved-on stream with (migration 5).
--- The `!` tells sqlx the function's columns are never NULL (they are the
--- events table's NOT NULL columns); it cannot see through a function.
-SELECT sequence AS "sequence!", event_type AS "event_type!",
-       event_version AS "event_version!", payload AS "payload!"
-FROM stream_events_after($1, $2, $3, 0)
+-- A stream's events in sequence order, by (tenant, kind, id): the lookup
+-- append_to_stream answers a moved-on stream with (migration 11). A plain
+-- query, routed by tenant on a distributed PostgreSQL.
+SELECT sequence, event_type, event_version, payload::text AS "payload!"
+FROM events
+WHERE tenant_id = $1 AND aggregate_type = $2 AND aggregate_id = $3
+ORDER BY sequence
