@@ -111,6 +111,28 @@ impl Server {
     }
 }
 
+/// A server of the app over `pool` (e.g. a Citus coordinator's), on a
+/// random port; stops when dropped.
+pub async fn serve_over(pool: sqlx::PgPool) -> Replica {
+    order_client::install_tls_provider();
+    let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
+    let state = AppState::new(pool, keys);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (shutdown, rx) = oneshot::channel::<()>();
+    let router = app(state, Duration::from_secs(10));
+    tokio::spawn(async move {
+        let _ = serve(listener, router, ServeOptions::default(), async {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    Replica {
+        base_url: format!("http://{address}"),
+        _shutdown: shutdown,
+    }
+}
+
 /// A second server over a [`TestApp`]'s database (stops when dropped).
 #[derive(Debug)]
 pub struct Replica {

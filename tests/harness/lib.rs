@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod browser;
+pub mod citus;
 pub mod commit_cutting_proxy;
 pub mod database;
 pub mod fixtures;

@@ -13,10 +13,12 @@ pub struct OwnCluster {
     dir: PathBuf,
     bin: PathBuf,
     pub port: u16,
+    /// Extra `-c name=value` settings of every start.
+    settings: Vec<String>,
 }
 
 /// The newest installed server's binary directory.
-fn server_binaries() -> PathBuf {
+pub fn server_binaries() -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|entries| {
             entries
@@ -55,6 +57,12 @@ fn run(program: &PathBuf, args: &[&str]) -> std::process::Output {
 
 impl OwnCluster {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A cluster started with these extra settings (`name=value`), e.g.
+    /// `shared_preload_libraries=citus`.
+    pub fn start_with(settings: &[&str]) -> Self {
         let bin = server_binaries();
         let dir =
             std::env::temp_dir().join(format!("store-orders-pg-{}", uuid::Uuid::new_v4().simple()));
@@ -87,6 +95,7 @@ impl OwnCluster {
             dir,
             bin,
             port: free_port(),
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
         };
         cluster.start_again();
         cluster
@@ -95,11 +104,14 @@ impl OwnCluster {
     /// Starts the (stopped) cluster and waits until it accepts connections.
     pub fn start_again(&self) {
         let data = self.dir.join("data");
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=50",
             self.port,
             self.dir.display()
         );
+        for setting in &self.settings {
+            options.push_str(&format!(" -c {setting}"));
+        }
         let log = self.dir.join("log");
         let out = run(
             &self.bin.join("pg_ctl"),

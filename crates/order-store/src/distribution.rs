@@ -57,6 +57,24 @@ pub struct Distribution {
     pub functions: Vec<String>,
 }
 
+/// `events` first (every other table is colocated with it), then every
+/// table after the tables its foreign keys reference.
+fn in_distribution_order(mut tables: Vec<(String, Vec<String>)>) -> Vec<String> {
+    let mut ordered: Vec<String> = Vec::with_capacity(tables.len());
+    if let Some(at) = tables.iter().position(|(name, _)| name == "events") {
+        ordered.push(tables.remove(at).0);
+    }
+    while !tables.is_empty() {
+        let ready = tables
+            .iter()
+            .position(|(_, references)| references.iter().all(|r| ordered.contains(r)))
+            // A reference outside the tables of tenant data: Citus will say.
+            .unwrap_or(0);
+        ordered.push(tables.remove(ready).0);
+    }
+    ordered
+}
+
 /// Distributes the schema `conn` is in (see the module's documentation).
 pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, DistributeError> {
     let citus: Option<String> =
@@ -82,10 +100,13 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
     .execute(&mut *conn)
     .await?;
     let mut distribution = Distribution::default();
-    let tables = sqlx::query_file_scalar!("src/sql/tenant_tables.sql")
+    let tables = sqlx::query_file!("src/sql/tenant_tables.sql")
         .fetch_all(&mut *conn)
-        .await?;
-    for table in tables {
+        .await?
+        .into_iter()
+        .map(|t| (t.name, t.references))
+        .collect();
+    for table in in_distribution_order(tables) {
         let done: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass)",
         )
@@ -117,7 +138,7 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
         .await?;
     for function in functions {
         sqlx::query(
-            "SELECT create_distributed_function($1, distribution_arg_name := 'p_tenant', \
+            "SELECT create_distributed_function($1::regprocedure, distribution_arg_name := 'p_tenant', \
              colocate_with := 'events')",
         )
         .bind(&function)
@@ -126,4 +147,29 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
         distribution.functions.push(function);
     }
     Ok(distribution)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn it_distributes_events_first_and_referenced_tables_before_their_referrers() {
+        let table = |name: &str, references: &[&str]| {
+            (
+                name.to_owned(),
+                references.iter().map(|r| (*r).to_owned()).collect(),
+            )
+        };
+        let order = in_distribution_order(vec![
+            table("inventory", &[]),
+            table("store_order_items", &["store_orders"]),
+            table("events", &[]),
+            table("store_orders", &[]),
+        ]);
+        assert_eq!(
+            order,
+            ["events", "inventory", "store_orders", "store_order_items"]
+        );
+    }
 }

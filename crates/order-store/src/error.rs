@@ -51,6 +51,35 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The constraint a database error names, as the migrations named it. On a
+/// distributed PostgreSQL (Citus) the error comes from a shard: its
+/// constraints carry the shard's number (`events_pkey_102008`), and an
+/// error relayed from a worker carries the name in its message only
+/// (`duplicate key value violates unique constraint "..."`).
+pub(crate) fn constraint_of(err: &sqlx::Error) -> Option<&str> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    let name = match db.constraint() {
+        Some(name) => name,
+        None => db
+            .message()
+            .strip_prefix("duplicate key value violates unique constraint \"")?
+            .strip_suffix('"')?,
+    };
+    Some(unsharded(name))
+}
+
+/// A shard's constraint name without the shard's number.
+fn unsharded(name: &str) -> &str {
+    match name.rsplit_once('_') {
+        Some((base, shard)) if !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
+        _ => name,
+    }
+}
+
 /// SQLSTATE of a database error, if it is one.
 pub(crate) fn sqlstate(err: &sqlx::Error) -> Option<String> {
     match err {
@@ -94,4 +123,23 @@ pub enum StockRejection {
     },
     #[error("unknown SKU {sku}")]
     UnknownSku { sku: Sku },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unsharded;
+
+    #[test]
+    fn a_shards_constraint_is_named_as_the_migrations_name_it() {
+        assert_eq!(unsharded("events_pkey_102008"), "events_pkey");
+        assert_eq!(
+            unsharded("events_one_stream_per_key_102040"),
+            "events_one_stream_per_key"
+        );
+        assert_eq!(unsharded("events_pkey"), "events_pkey");
+        assert_eq!(
+            unsharded("store_orders_number_per_tenant"),
+            "store_orders_number_per_tenant"
+        );
+    }
 }

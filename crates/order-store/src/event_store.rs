@@ -17,7 +17,7 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 
 use crate::catalogue_queries::CataloguePrice;
-use crate::error::{is_transient, is_unavailable, StoreError};
+use crate::error::{constraint_of, is_transient, is_unavailable, StoreError};
 use crate::projection::rows::ProjectionArrays;
 use crate::projection::{projection_error, ReadModelChanges, TenantChanges};
 use crate::shop_event::RecordedEvent;
@@ -464,9 +464,8 @@ fn decode<A: StreamKind>(
 /// first" (postgres-es would call every 23505 a conflict).
 fn lost_race(err: &sqlx::Error) -> bool {
     matches!(
-        err,
-        sqlx::Error::Database(db)
-            if matches!(db.constraint(), Some("events_pkey" | "events_one_stream_per_key"))
+        constraint_of(err),
+        Some("events_pkey" | "events_one_stream_per_key")
     )
 }
 

@@ -2,7 +2,7 @@ use sqlx::PgConnection;
 
 use super::changes::ReadModelChanges;
 use super::rows::ProjectionArrays;
-use crate::error::{sqlstate, StoreError};
+use crate::error::{constraint_of, sqlstate, StoreError};
 
 /// Writes a fold of events into the read-model tables that `search_path`
 /// resolves (the live ones, or a rebuild's shadow tables), with one call of
@@ -34,10 +34,7 @@ pub async fn write_changes(
 
 /// The projection's own failures, named; anything else as it is.
 pub(crate) fn projection_error(err: sqlx::Error) -> StoreError {
-    let constraint = match &err {
-        sqlx::Error::Database(db) => db.constraint().map(str::to_owned),
-        _ => None,
-    };
+    let constraint = constraint_of(&err).map(str::to_owned);
     match (sqlstate(&err).as_deref(), constraint.as_deref()) {
         (Some("RM001"), _) => StoreError::ReadModelOutOfStep {
             what: "a stock change without its inventory row".to_owned(),

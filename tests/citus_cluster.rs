@@ -1,0 +1,345 @@
+//! On a real Citus cluster (a coordinator and two workers of the test's
+//! own): the migrations apply, `distribute` shards every table of tenant
+//! data by tenant and delegates the write path, the append-only guard
+//! holds, a later migration applies to the distributed schema, and the
+//! checkout keeps its guarantees for tenants on different workers:
+//! duplicate storms, last units, abandon races, the read model equal to
+//! the fold of the events.
+//!
+//! Built only with `--features citus` (`scripts/test-citus`, which
+//! `.ci/run` calls): it needs the citus extension in this machine's
+//! PostgreSQL (`../shared/citus/build.sh`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures::future::join_all;
+use order_service::Role;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use store_orders_tests::app::{serve_over, token_for};
+use store_orders_tests::citus::{citus_installed, CitusCluster};
+
+/// A cluster, or None (and one line) where Citus is not installed.
+async fn cluster() -> Option<CitusCluster> {
+    order_client::install_tls_provider();
+    if !citus_installed() {
+        eprintln!("citus is not installed in this PostgreSQL: ../shared/citus/build.sh builds it");
+        return None;
+    }
+    Some(CitusCluster::start().await)
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = http.post(url).bearer_auth(token);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Defines `sku` in `tenant` with `stock` units, over HTTP as staff.
+async fn product(http: &reqwest::Client, base: &str, tenant: &str, sku: &str, stock: i64) {
+    let staff = token_for(tenant, "staff-1", Role::Staff);
+    let defined = http
+        .put(format!("{base}/v1/products/{sku}"))
+        .bearer_auth(&staff)
+        .json(&json!({"name": format!("Product {sku}"), "unit_price": 1000, "currency": "PYG"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        defined.status(),
+        StatusCode::OK,
+        "{}",
+        defined.text().await.unwrap()
+    );
+    let (status, body) = post(
+        http,
+        format!("{base}/v1/products/{sku}/stock"),
+        &staff,
+        Some(&format!("stock-{sku}-{}", uuid::Uuid::new_v4())),
+        Some(json!({"delta": stock, "reason": "received"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_schema_distributes_by_tenant_and_the_append_only_guard_holds() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT logicalrelid::text, column_to_column_name(logicalrelid, partkey) \
+         FROM pg_dist_partition ORDER BY 1",
+    )
+    .fetch_all(&cluster.pool)
+    .await
+    .unwrap();
+    let expected: Vec<(String, String)> = [
+        "events",
+        "inventory",
+        "store_checkout_abandonments",
+        "store_order_items",
+        "store_orders",
+    ]
+    .into_iter()
+    .map(|t| (t.to_owned(), "tenant_id".to_owned()))
+    .collect();
+    assert_eq!(tables, expected);
+    let colocations: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT colocationid) FROM pg_dist_partition")
+            .fetch_one(&cluster.pool)
+            .await
+            .unwrap();
+    assert_eq!(colocations, 1, "every table colocated with events");
+    let delegated: Vec<String> = sqlx::query_scalar(
+        "SELECT objid::regprocedure::text FROM pg_dist_object \
+         WHERE classid = 'pg_proc'::regclass AND distribution_argument_index IS NOT NULL ORDER BY 1",
+    )
+    .fetch_all(&cluster.pool)
+    .await
+    .unwrap();
+    for function in [
+        "abandon_checkout",
+        "append_to_stream",
+        "project_read_model",
+        "stream_events_after",
+    ] {
+        assert!(
+            delegated
+                .iter()
+                .any(|f| f.starts_with(&format!("{function}("))),
+            "{function} is not delegated: {delegated:?}"
+        );
+    }
+    // Idempotent.
+    let mut conn = cluster.pool.acquire().await.unwrap();
+    let again = order_store::distribute(&mut conn).await.unwrap();
+    assert!(again.distributed.is_empty(), "{again:?}");
+    assert_eq!(again.already.len(), 5);
+    // The append-only guard, for the owner too, on the cluster.
+    let http = reqwest::Client::new();
+    let app = serve_over(cluster.pool.clone()).await;
+    product(&http, &app.base_url, "acme", "A", 10).await;
+    for statement in ["UPDATE events SET event_type = 'X'", "DELETE FROM events"] {
+        let refused = sqlx::query(statement)
+            .execute(&mut *conn)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("append-only"),
+            "{statement}: {refused}"
+        );
+    }
+    assert!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap()
+            >= 2
+    );
+    // A later migration applies to the distributed schema: a table of
+    // tenant data (distributed by a second run), a function changed, data
+    // updated.
+    sqlx::raw_sql(
+        "CREATE TABLE gift_cards (tenant_id text NOT NULL, code text NOT NULL, \
+             balance bigint NOT NULL, PRIMARY KEY (tenant_id, code)); \
+         CREATE OR REPLACE FUNCTION events_are_append_only() RETURNS trigger \
+         LANGUAGE plpgsql AS $$ BEGIN \
+           RAISE EXCEPTION 'events are append-only (still): % refused', TG_OP \
+             USING ERRCODE = 'restrict_violation'; END; $$; \
+         UPDATE inventory SET name = name || ' (renamed)' WHERE tenant_id = 'acme';",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("a migration applies to the distributed schema");
+    let later = order_store::distribute(&mut conn).await.unwrap();
+    assert_eq!(later.distributed, vec!["gift_cards".to_owned()]);
+    let refused = sqlx::query("DELETE FROM events")
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("(still)"), "{refused}");
+    let renamed: String =
+        sqlx::query_scalar("SELECT name FROM inventory WHERE tenant_id = 'acme' AND sku = 'A'")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(renamed, "Product A (renamed)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_last_units_and_abandons_keep_their_guarantees_on_both_workers() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let tenants = cluster.tenants_on_each_worker().await;
+    let http = reqwest::Client::new();
+    // Three replicas of the service over the coordinator.
+    let replicas = [
+        serve_over(cluster.pool.clone()).await,
+        serve_over(cluster.pool.clone()).await,
+        serve_over(cluster.pool.clone()).await,
+    ];
+    for tenant in &tenants {
+        product(&http, &replicas[0].base_url, tenant, "A", 1_000).await;
+        product(&http, &replicas[0].base_url, tenant, "LAST", 5).await;
+        let token = token_for(tenant, "cust-1", Role::Customer);
+        // 48 duplicates of one checkout, spread over the replicas.
+        let key = format!("storm-{tenant}");
+        let body = json!({"lines": [{"sku": "A", "quantity": 2}]});
+        let answers = join_all((0..48).map(|i| {
+            post(
+                &http,
+                format!("{}/v1/checkout", replicas[i % 3].base_url),
+                &token,
+                Some(&key),
+                Some(body.clone()),
+            )
+        }))
+        .await;
+        let created = answers
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::CREATED)
+            .count();
+        let replayed = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+        assert_eq!((created, replayed), (1, 47), "{tenant}: {answers:?}");
+        let ids: std::collections::HashSet<&Value> =
+            answers.iter().map(|(_, b)| &b["id"]).collect();
+        assert_eq!(ids.len(), 1, "one order");
+        // 20 customers for the last 5 units.
+        let answers = join_all((0..20).map(|i| {
+            let token = token_for(tenant, &format!("buyer-{i}"), Role::Customer);
+            let base = replicas[i % 3].base_url.clone();
+            let http = http.clone();
+            async move {
+                post(
+                    &http,
+                    format!("{base}/v1/checkout"),
+                    &token,
+                    Some(&format!("last-{i}")),
+                    Some(json!({"lines": [{"sku": "LAST", "quantity": 1}]})),
+                )
+                .await
+            }
+        }))
+        .await;
+        let sold = answers
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::CREATED)
+            .count();
+        let refused = answers
+            .iter()
+            .filter(|(s, _)| *s == StatusCode::CONFLICT)
+            .count();
+        assert_eq!((sold, refused), (5, 15), "{tenant}: {answers:?}");
+        // Abandons racing checkouts with one key.
+        let mut outcomes = (0, 0);
+        for trial in 0..12 {
+            let key = format!("race-{trial}");
+            let buyer = token_for(tenant, &format!("racer-{trial}"), Role::Customer);
+            let checkout_body = json!({"lines": [{"sku": "A", "quantity": 1}]});
+            let (abandon, first, second) = tokio::join!(
+                post(
+                    &http,
+                    format!(
+                        "{}/v1/checkouts/{key}/abandon",
+                        replicas[trial % 3].base_url
+                    ),
+                    &buyer,
+                    None,
+                    None
+                ),
+                post(
+                    &http,
+                    format!("{}/v1/checkout", replicas[(trial + 1) % 3].base_url),
+                    &buyer,
+                    Some(&key),
+                    Some(checkout_body.clone())
+                ),
+                post(
+                    &http,
+                    format!("{}/v1/checkout", replicas[(trial + 2) % 3].base_url),
+                    &buyer,
+                    Some(&key),
+                    Some(checkout_body.clone())
+                ),
+            );
+            assert_eq!(abandon.0, StatusCode::OK, "{abandon:?}");
+            match abandon.1["state"].as_str() {
+                Some("abandoned") => {
+                    outcomes.0 += 1;
+                    assert_eq!(first.0, StatusCode::CONFLICT, "{first:?}");
+                    assert_eq!(second.0, StatusCode::CONFLICT, "{second:?}");
+                }
+                Some("placed") => {
+                    outcomes.1 += 1;
+                    let mut statuses = [first.0, second.0];
+                    statuses.sort();
+                    assert_eq!(statuses, [StatusCode::OK, StatusCode::CREATED]);
+                    assert_eq!(first.1["id"], abandon.1["order"]["id"]);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        eprintln!("{tenant}: abandon races {outcomes:?} (abandoned, placed)");
+    }
+    // Each tenant's rows are on its own worker, and the store agrees with
+    // itself: stock taken once per order line.
+    for tenant in &tenants {
+        let worker = cluster.worker_of(tenant).await;
+        let (placed, on_hand_a, on_hand_last): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM store_orders WHERE tenant_id = $1), \
+                    (SELECT on_hand FROM inventory WHERE tenant_id = $1 AND sku = 'A'), \
+                    (SELECT on_hand FROM inventory WHERE tenant_id = $1 AND sku = 'LAST')",
+        )
+        .bind(tenant)
+        .fetch_one(&cluster.pool)
+        .await
+        .unwrap();
+        let sold_a: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(quantity), 0)::bigint FROM store_order_items \
+             WHERE tenant_id = $1 AND sku = 'A'",
+        )
+        .bind(tenant)
+        .fetch_one(&cluster.pool)
+        .await
+        .unwrap();
+        assert_eq!(on_hand_last, 0, "{tenant}");
+        assert_eq!(on_hand_a, 1_000 - sold_a, "{tenant}");
+        assert!(placed >= 6, "{tenant} on worker {worker}: {placed} orders");
+    }
+    assert_ne!(
+        cluster.worker_of(&tenants[0]).await,
+        cluster.worker_of(&tenants[1]).await
+    );
+    // The read model equals the fold of the events (a rebuild's --verify),
+    // and checking it changes nothing.
+    let live = || async {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT (SELECT count(*) FROM store_orders), (SELECT count(*) FROM store_order_items), \
+                    (SELECT sum(on_hand)::bigint FROM inventory)",
+        )
+        .fetch_one(&cluster.pool)
+        .await
+        .unwrap()
+    };
+    let before = live().await;
+    let verified = rebuild_projections::verify(&cluster.pool, "verify_on_citus").await;
+    match verified {
+        Ok(report) => assert!(report.is_clean(), "{report:#?}"),
+        Err(e) => panic!("verify on the cluster: {e}"),
+    }
+    assert_eq!(live().await, before, "verify writes nothing live");
+}
