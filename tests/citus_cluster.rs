@@ -15,7 +15,7 @@ use futures::future::join_all;
 use order_service::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use store_orders_tests::app::{serve_over, token_for};
+use store_orders_tests::app::{define_product, serve_over, token_for};
 use store_orders_tests::citus::{citus_installed, CitusCluster};
 
 /// A cluster, or None (and one line) where Citus is not installed.
@@ -49,29 +49,7 @@ async fn post(
 
 /// Defines `sku` in `tenant` with `stock` units, over HTTP as staff.
 async fn product(http: &reqwest::Client, base: &str, tenant: &str, sku: &str, stock: i64) {
-    let staff = token_for(tenant, "staff-1", Role::Staff);
-    let defined = http
-        .put(format!("{base}/v1/products/{sku}"))
-        .bearer_auth(&staff)
-        .json(&json!({"name": format!("Product {sku}"), "unit_price": 1000, "currency": "PYG"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        defined.status(),
-        StatusCode::OK,
-        "{}",
-        defined.text().await.unwrap()
-    );
-    let (status, body) = post(
-        http,
-        format!("{base}/v1/products/{sku}/stock"),
-        &staff,
-        Some(&format!("stock-{sku}-{}", uuid::Uuid::new_v4())),
-        Some(json!({"delta": stock, "reason": "received"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    define_product(http, base, tenant, sku, 1_000, stock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

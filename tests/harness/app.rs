@@ -254,36 +254,51 @@ impl TestApp {
 
     /// Defines `sku` at `price` PYG in `tenant` and books `stock` units.
     pub async fn product(&self, tenant: &str, sku: &str, price: i64, stock: i64) {
-        let staff = self.staff(tenant);
-        let defined = self
-            .request(Method::PUT, &format!("/v1/products/{sku}"), &staff)
-            .json(&serde_json::json!({"name": format!("Product {sku}"), "unit_price": price, "currency": "PYG"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            defined.status(),
-            StatusCode::OK,
-            "{}",
-            defined.text().await.unwrap()
-        );
-        if stock > 0 {
-            let stocked = self
-                .request(Method::POST, &format!("/v1/products/{sku}/stock"), &staff)
-                .header(
-                    "idempotency-key",
-                    format!("stock-{sku}-{stock}-{}", uuid::Uuid::new_v4()),
-                )
-                .json(&serde_json::json!({"delta": stock, "reason": "received"}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(stocked.status(), StatusCode::CREATED);
-        }
+        define_product(&self.http, &self.base_url, tenant, sku, price, stock).await;
     }
 
     pub async fn on_hand(&self, tenant: &str, sku: &str) -> i64 {
         crate::fixtures::on_hand(&self.db.pool, tenant, sku).await
+    }
+}
+
+/// Defines `sku` at `price` PYG in `tenant` and books `stock` units, over
+/// HTTP as staff, on the service at `base_url`.
+pub async fn define_product(
+    http: &reqwest::Client,
+    base_url: &str,
+    tenant: &str,
+    sku: &str,
+    price: i64,
+    stock: i64,
+) {
+    let staff = token_for(tenant, "staff-1", Role::Staff);
+    let defined = http
+        .put(format!("{base_url}/v1/products/{sku}"))
+        .bearer_auth(&staff)
+        .json(&serde_json::json!({"name": format!("Product {sku}"), "unit_price": price, "currency": "PYG"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        defined.status(),
+        StatusCode::OK,
+        "{}",
+        defined.text().await.unwrap()
+    );
+    if stock > 0 {
+        let stocked = http
+            .post(format!("{base_url}/v1/products/{sku}/stock"))
+            .bearer_auth(&staff)
+            .header(
+                "idempotency-key",
+                format!("stock-{sku}-{stock}-{}", uuid::Uuid::new_v4()),
+            )
+            .json(&serde_json::json!({"delta": stock, "reason": "received"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stocked.status(), StatusCode::CREATED);
     }
 }
 

@@ -14,10 +14,6 @@
 //! Run as a child process of the bench (`order-bench __crud-service`), with
 //! the service's environment variables.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use anyhow::Context;
 use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -25,15 +21,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use order_api::{CheckoutRequest, ProblemKind};
 use order_service::auth::Caller;
-use order_service::config::DatabaseConfig;
 use order_service::extract::{IdempotencyKeyHeader, JsonBody};
 use order_service::problem::ApiError;
 use order_service::routes::checkout::read_checkout;
 use order_service::routes::json_answer;
-use order_service::telemetry::{init_tracing, LogFormat};
 use order_service::JwtKeys;
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 /// The baseline's schema and its checkout function.
 pub const SCHEMA: &str = include_str!("../sql/crud_schema.sql");
@@ -50,38 +43,15 @@ impl FromRef<CrudState> for JwtKeys {
     }
 }
 
-/// The child process: `DATABASE_URL`, `ORDERS_JWT_SECRET`, `ORDERS_BIND`,
-/// `ORDERS_DB_POOL_SIZE`, as the service reads them.
+/// The child process (see [`crate::service::serve_baseline`]).
 pub async fn main() -> anyhow::Result<()> {
-    init_tracing(LogFormat::Text);
-    let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
-    let database = DatabaseConfig {
-        url: env("DATABASE_URL")?,
-        pool_size: env("ORDERS_DB_POOL_SIZE")?.parse()?,
-        acquire_timeout: Duration::from_secs(1),
-        statement_timeout: Duration::from_secs(10),
-    };
-    let keys =
-        JwtKeys::new(env("ORDERS_JWT_SECRET")?.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let bind: SocketAddr = env("ORDERS_BIND")?.parse()?;
-    let state = CrudState {
-        pool: database.pool()?,
-        keys,
-    };
-    let routes = Router::new()
-        .route("/v1/checkout", post(checkout))
-        .route("/readyz", get(ready))
-        .with_state(state);
-    let listener = TcpListener::bind(bind).await?;
-    tracing::info!(address = %listener.local_addr()?, "serving");
-    order_service::serve(
-        listener,
-        order_service::with_middleware(routes, Duration::from_secs(10)),
-        order_service::ServeOptions::default(),
-        std::future::pending(),
-    )
-    .await?;
-    Ok(())
+    crate::service::serve_baseline(|pool, keys| {
+        Router::new()
+            .route("/v1/checkout", post(checkout))
+            .route("/readyz", get(ready))
+            .with_state(CrudState { pool, keys })
+    })
+    .await
 }
 
 async fn ready(State(state): State<CrudState>) -> StatusCode {

@@ -1,4 +1,5 @@
-//! The service under test, as a child process.
+//! The systems under test, as child processes: starting one from the
+//! bench, and (for the baselines) serving one inside the child.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -97,4 +98,36 @@ impl ServiceProcess {
             let _ = self.child.kill().await;
         }
     }
+}
+
+/// Inside a baseline's child process: reads the service's environment
+/// (`DATABASE_URL`, `ORDERS_JWT_SECRET`, `ORDERS_BIND`,
+/// `ORDERS_DB_POOL_SIZE`), builds the baseline's routes over its pool, and
+/// serves them exactly as the service is served (the same middleware and
+/// server: what differs is only what the routes do).
+pub async fn serve_baseline(
+    routes: impl FnOnce(sqlx::PgPool, order_service::JwtKeys) -> axum::Router,
+) -> anyhow::Result<()> {
+    order_service::telemetry::init_tracing(order_service::telemetry::LogFormat::Text);
+    let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
+    let database = order_service::config::DatabaseConfig {
+        url: env("DATABASE_URL")?,
+        pool_size: env("ORDERS_DB_POOL_SIZE")?.parse()?,
+        acquire_timeout: Duration::from_secs(1),
+        statement_timeout: Duration::from_secs(10),
+    };
+    let keys = order_service::JwtKeys::new(env("ORDERS_JWT_SECRET")?.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bind: SocketAddr = env("ORDERS_BIND")?.parse()?;
+    let routes = routes(database.pool()?, keys);
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    order_service::serve(
+        listener,
+        order_service::with_middleware(routes, Duration::from_secs(10)),
+        order_service::ServeOptions::default(),
+        std::future::pending(),
+    )
+    .await?;
+    Ok(())
 }

@@ -24,11 +24,8 @@
 //! Run as a child process of the bench (`order-bench __stock-stack`), with
 //! the service's environment variables.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use axum::extract::{FromRef, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -41,17 +38,14 @@ use order_api::{CheckoutRequest, ProblemKind};
 use order_domain::order::{OrderCommand, OrderError, OrderEvent};
 use order_domain::{Currency, Money, Order, ProductName};
 use order_service::auth::Caller;
-use order_service::config::DatabaseConfig;
 use order_service::extract::{IdempotencyKeyHeader, JsonBody};
 use order_service::problem::ApiError;
 use order_service::routes::checkout::read_checkout;
 use order_service::routes::json_answer;
-use order_service::telemetry::{init_tracing, LogFormat};
 use order_service::JwtKeys;
 use postgres_es::{PostgresCqrs, PostgresViewRepository};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 /// postgres-es' schema and the two view tables.
 pub const SCHEMA: &str = include_str!("../sql/stock_stack_schema.sql");
@@ -142,36 +136,16 @@ impl FromRef<StockState> for JwtKeys {
     }
 }
 
-/// The child process: `DATABASE_URL` (its own database), `ORDERS_JWT_SECRET`,
-/// `ORDERS_BIND`, `ORDERS_DB_POOL_SIZE`, as the service reads them.
+/// The child process (see [`crate::service::serve_baseline`]), over its
+/// own database.
 pub async fn main() -> anyhow::Result<()> {
-    init_tracing(LogFormat::Text);
-    let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
-    let database = DatabaseConfig {
-        url: env("DATABASE_URL")?,
-        pool_size: env("ORDERS_DB_POOL_SIZE")?.parse()?,
-        acquire_timeout: Duration::from_secs(1),
-        statement_timeout: Duration::from_secs(10),
-    };
-    let keys =
-        JwtKeys::new(env("ORDERS_JWT_SECRET")?.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let bind: SocketAddr = env("ORDERS_BIND")?.parse()?;
-    let pool = database.pool()?;
-    let state = stock_state(pool, keys);
-    let routes = Router::new()
-        .route("/v1/checkout", post(checkout))
-        .route("/readyz", get(|| async { StatusCode::OK }))
-        .with_state(state);
-    let listener = TcpListener::bind(bind).await?;
-    tracing::info!(address = %listener.local_addr()?, "serving");
-    order_service::serve(
-        listener,
-        order_service::with_middleware(routes, Duration::from_secs(10)),
-        order_service::ServeOptions::default(),
-        std::future::pending(),
-    )
-    .await?;
-    Ok(())
+    crate::service::serve_baseline(|pool, keys| {
+        Router::new()
+            .route("/v1/checkout", post(checkout))
+            .route("/readyz", get(|| async { StatusCode::OK }))
+            .with_state(stock_state(pool, keys))
+    })
+    .await
 }
 
 fn stock_state(pool: PgPool, keys: JwtKeys) -> StockState {
