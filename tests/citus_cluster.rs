@@ -22,6 +22,11 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use store_orders_tests::app::{define_product, serve_over, token_for};
 use store_orders_tests::citus::{citus_installed, CitusCluster};
+use store_orders_tests::fixtures::{as_staff, now};
+use store_orders_tests::nats::{eventually, every_event_published_once, NatsServer, RelayProcess};
+
+const RELAY: &str = env!("CARGO_BIN_EXE_order-service-under-test");
+const STREAM: &str = "ORDER_EVENTS";
 
 /// A cluster, or None (and one line) where Citus is not installed.
 async fn cluster() -> Option<CitusCluster> {
@@ -55,6 +60,53 @@ async fn post(
 /// Defines `sku` in `tenant` with `stock` units, over HTTP as staff.
 async fn product(http: &reqwest::Client, base: &str, tenant: &str, sku: &str, stock: i64) {
     define_product(http, base, tenant, sku, 1_000, stock).await;
+}
+
+/// The names of the relay's checkpoints.
+async fn relay_checkpoints(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT name FROM relay_checkpoints ORDER BY name")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// `count` shoppers (customers `{prefix}{n}`, keys `{prefix}{n}-{k}`),
+/// spread over `tenants`, each checking out one unit of "A" after another (every checkout must succeed, the typed client
+/// retrying) until `running` is cleared; each answers how many it placed.
+fn shoppers(
+    prefix: &str,
+    base: &str,
+    tenants: &[String],
+    count: usize,
+    running: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<usize>> {
+    (0..count)
+        .map(|w| {
+            let tenant = tenants[w % tenants.len()].clone();
+            let (base, running, prefix) = (base.to_owned(), running.clone(), prefix.to_owned());
+            tokio::spawn(async move {
+                let token = token_for(&tenant, &format!("{prefix}{w}"), Role::Customer);
+                let client = order_client::OrdersClient::new(&base, &token).unwrap();
+                let line = order_api::CheckoutLine {
+                    sku: "A".into(),
+                    quantity: 1,
+                };
+                let mut n = 0;
+                while running.load(Ordering::SeqCst) {
+                    n += 1;
+                    client
+                        .checkout_with_key(
+                            &format!("{prefix}{w}-{n}"),
+                            std::slice::from_ref(&line),
+                            None,
+                        )
+                        .await
+                        .unwrap();
+                }
+                n
+            })
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -435,5 +487,213 @@ async fn a_worker_restarted_mid_storm_loses_no_acknowledged_order_and_doubles_no
     eprintln!(
         "{} checkouts, {acknowledged} acknowledged, worker on {victim_port} restarted mid-storm",
         attempts.len()
+    );
+}
+
+/// Checkouts for a tenant on each worker, the relay SIGKILLed and started
+/// again three times, then, with no relay running, the first tenant's
+/// shards moved to the other worker under the checkouts (online, Citus'
+/// default transfer) and 100 of its unpublished orders paid there (streams
+/// continued on another worker); a relay reading 20 events at a time
+/// publishes every event once, each stream in order. Events keep their birth node's
+/// position range and transaction id when their shard moves, and the relay
+/// reads each birth node's commit order wherever its rows now live
+/// (`order_store::commit_order`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_relay_publishes_every_event_once_through_kills_and_a_shard_move() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let nats = NatsServer::start().await;
+    let tenants = cluster.tenants_on_each_worker().await;
+    let http = reqwest::Client::new();
+    let app = serve_over(cluster.pool.clone()).await;
+    for tenant in &tenants {
+        product(&http, &app.base_url, tenant, "A", 100_000).await;
+    }
+    let running = Arc::new(AtomicBool::new(true));
+    let writers = shoppers("w", &app.base_url, &tenants, 6, &running);
+    let (from, to) = {
+        let from = cluster.worker_of(&tenants[0]).await;
+        let to = cluster
+            .workers
+            .iter()
+            .map(|w| w.port)
+            .find(|p| *p != from)
+            .unwrap();
+        (from, to)
+    };
+    for round in 0..3u64 {
+        let mut relay = RelayProcess::start(RELAY, &cluster.url(), &nats.url(), STREAM).await;
+        tokio::time::sleep(Duration::from_millis(700 + 300 * round)).await;
+        relay.kill().await;
+    }
+    let mut relay = RelayProcess::start(RELAY, &cluster.url(), &nats.url(), STREAM).await;
+    running.store(false, Ordering::SeqCst);
+    let mut placed = 0;
+    for writer in writers {
+        placed += writer.await.unwrap();
+    }
+    eventually(Duration::from_secs(30), "caught up", || async {
+        relay
+            .readiness()
+            .await
+            .is_some_and(|(status, r)| status == 200 && r["lag_events"] == 0)
+    })
+    .await;
+    relay.kill().await;
+    // No relay runs from here. Shoppers of the first tenant only: their
+    // orders are born on its worker and stay unpublished.
+    let running = Arc::new(AtomicBool::new(true));
+    let writers = shoppers("late", &app.base_url, &tenants[..1], 3, &running);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let unpublished: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT aggregate_id::uuid FROM events WHERE tenant_id = $1 AND aggregate_type = 'Order' \
+         ORDER BY position DESC LIMIT 100",
+    )
+    .bind(&tenants[0])
+    .fetch_all(&cluster.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "SELECT citus_move_shard_placement(\
+           get_shard_id_for_distribution_column('events', $1), \
+           '127.0.0.1', $2, '127.0.0.1', $3)",
+    )
+    .bind(&tenants[0])
+    .bind(i32::from(from))
+    .bind(i32::from(to))
+    .execute(&cluster.pool)
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.store(false, Ordering::SeqCst);
+    for writer in writers {
+        placed += writer.await.unwrap();
+    }
+    assert_eq!(cluster.worker_of(&tenants[0]).await, to, "the shard moved");
+    // Paid now: each OrderPaid is born on the second worker, its stream's
+    // OrderPlaced on the first, still unpublished.
+    let commands = order_store::OrderCommands::new(cluster.pool.clone());
+    for id in &unpublished {
+        commands
+            .mark_paid(
+                &as_staff(&tenants[0]),
+                order_domain::OrderId::from(*id),
+                now(),
+            )
+            .await
+            .unwrap();
+    }
+    let continued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events AS e JOIN events AS p \
+           ON p.tenant_id = e.tenant_id AND p.aggregate_id = e.aggregate_id \
+          AND p.sequence = e.sequence - 1 \
+         WHERE e.tenant_id = $1 AND e.position >> 48 <> p.position >> 48",
+    )
+    .bind(&tenants[0])
+    .fetch_one(&cluster.pool)
+    .await
+    .unwrap();
+    assert_eq!(continued, 100, "streams continued on another worker");
+    // Small batches: the first worker's backlog is read over many polls
+    // while the second's payments wait for their orders.
+    let relay = RelayProcess::start_with(
+        RELAY,
+        &cluster.url(),
+        &nats.url(),
+        STREAM,
+        &[("ORDERS_RELAY_BATCH", "20")],
+    )
+    .await;
+    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool).await;
+    eventually(
+        Duration::from_secs(10),
+        "/readyz: every node caught up",
+        || async {
+            relay.readiness().await.is_some_and(|(status, r)| {
+                status == 200
+                    && r["lag_events"] == 0
+                    && r["nodes"].as_array().is_some_and(|nodes| nodes.len() == 3)
+            })
+        },
+    )
+    .await;
+    let checkpoints = relay_checkpoints(&cluster.pool).await;
+    assert_eq!(
+        checkpoints,
+        [format!("{STREAM}@group1"), format!("{STREAM}@group2")],
+        "one checkpoint per worker (the coordinator's events: none yet)"
+    );
+    eprintln!(
+        "{placed} checkouts, {} events, {} messages, 3 relay kills and a shard move",
+        events, messages
+    );
+}
+
+/// A live single-node store moved onto the cluster: the coordinator holds
+/// the store undistributed, checkouts and the relay run, then `distribute`
+/// runs under the traffic. The relay goes on from its checkpoint (the
+/// coordinator's events keep its commit order: they were born there) and
+/// follows each worker's from then on: every event reaches JetStream once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_single_node_store_moves_onto_the_cluster_and_the_relay_goes_on() {
+    order_client::install_tls_provider();
+    if !citus_installed() {
+        return;
+    }
+    let cluster = CitusCluster::start_with(false).await;
+    let nats = NatsServer::start().await;
+    let tenants = ["shop-a", "shop-b", "shop-c", "shop-d"].map(String::from);
+    let http = reqwest::Client::new();
+    let app = serve_over(cluster.pool.clone()).await;
+    for tenant in &tenants {
+        product(&http, &app.base_url, tenant, "A", 100_000).await;
+    }
+    let relay = RelayProcess::start(RELAY, &cluster.url(), &nats.url(), STREAM).await;
+    let running = Arc::new(AtomicBool::new(true));
+    let writers = shoppers("w", &app.base_url, &tenants, 4, &running);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&cluster.pool)
+        .await
+        .unwrap();
+    let mut conn = cluster.pool.acquire().await.unwrap();
+    let distribution = order_store::distribute(&mut conn).await.unwrap();
+    assert_eq!(distribution.distributed.len(), 5, "{distribution:?}");
+    drop(conn);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    running.store(false, Ordering::SeqCst);
+    let mut placed = 0;
+    for writer in writers {
+        placed += writer.await.unwrap();
+    }
+    let born_on_workers: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE position >= $1")
+            .bind(order_store::commit_order::POSITIONS_PER_NODE)
+            .fetch_one(&cluster.pool)
+            .await
+            .unwrap();
+    assert!(
+        born_on_workers > 0,
+        "checkouts after distribute ran on the workers"
+    );
+    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool).await;
+    eventually(Duration::from_secs(10), "/readyz: caught up", || async {
+        relay
+            .readiness()
+            .await
+            .is_some_and(|(status, r)| status == 200 && r["lag_events"] == 0)
+    })
+    .await;
+    let checkpoints = relay_checkpoints(&cluster.pool).await;
+    assert_eq!(
+        checkpoints[0], STREAM,
+        "the single node's checkpoint goes on"
+    );
+    assert!(checkpoints.len() >= 2, "{checkpoints:?}");
+    eprintln!(
+        "{placed} checkouts; {before} events before distribute, {} after ({born_on_workers} born on the workers); {} messages",
+        events, messages
     );
 }

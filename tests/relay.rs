@@ -4,7 +4,7 @@
 //! takeover and a broker outage.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,61 +14,17 @@ use order_store::OrderCommands;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use store_orders_tests::fixtures::*;
-use store_orders_tests::nats::{eventually, NatsServer, RelayProcess};
+use store_orders_tests::nats::{
+    assert_one_message_per_event_in_stream_order, eventually, stored_event_ids, NatsServer,
+    RelayProcess,
+};
 use store_orders_tests::TestDatabase;
 
 const STREAM: &str = "ORDER_EVENTS";
 const SERVICE: &str = env!("CARGO_BIN_EXE_order-service-under-test");
 
-/// Every event of the store: its message id as the relay names it.
-async fn stored_event_ids(db: &TestDatabase) -> Vec<String> {
-    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-        "SELECT tenant_id, aggregate_type, aggregate_id, sequence FROM events ORDER BY position",
-    )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
-    rows.into_iter()
-        .map(|(tenant, kind, id, sequence)| {
-            let kind = match kind.as_str() {
-                "Order" => "order",
-                "Product" => "product",
-                "StockAdjustment" => "stock_adjustment",
-                other => panic!("unknown aggregate type {other}"),
-            };
-            format!("{tenant}/{kind}/{id}/{sequence}")
-        })
-        .collect()
-}
-
-/// Exactly one message per stored event, and within each stream the
-/// messages in sequence order.
-fn assert_one_message_per_event_in_stream_order(
-    events: &[String],
-    messages: &[(String, String, Value)],
-) {
-    let ids: Vec<&str> = messages.iter().map(|(_, id, _)| id.as_str()).collect();
-    let unique: HashSet<&str> = ids.iter().copied().collect();
-    assert_eq!(unique.len(), ids.len(), "a duplicate message in the stream");
-    let expected: HashSet<&str> = events.iter().map(String::as_str).collect();
-    assert_eq!(unique, expected, "the stream differs from the events");
-    let mut last_sequence: BTreeMap<String, i64> = BTreeMap::new();
-    for (subject, id, body) in messages {
-        let stream = format!("{}/{}", body["aggregate_type"], body["aggregate_id"]);
-        let sequence = body["sequence"].as_i64().unwrap();
-        let previous = last_sequence.insert(stream.clone(), sequence).unwrap_or(0);
-        assert_eq!(sequence, previous + 1, "{stream}: {id} out of order");
-        assert!(subject.starts_with("orders."), "{subject}");
-        assert_eq!(
-            subject.split('.').nth(1),
-            body["tenant"].as_str(),
-            "{subject}"
-        );
-    }
-}
-
 async fn wait_until_published(nats: &NatsServer, db: &TestDatabase, limit: Duration) {
-    let expected = stored_event_ids(db).await.len();
+    let expected = stored_event_ids(&db.pool).await.len();
     eventually(limit, "every event published", || async {
         nats.messages(STREAM).await.len() >= expected
     })
@@ -124,7 +80,7 @@ async fn every_event_of_orders_placed_concurrently_arrives_once_and_in_stream_or
     }
     wait_until_published(&nats, &db, Duration::from_secs(30)).await;
     let messages = nats.messages(STREAM).await;
-    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db).await, &messages);
+    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db.pool).await, &messages);
     let abandoned: Vec<&Value> = messages
         .iter()
         .filter(|(subject, _, _)| subject == "orders.acme.order.CheckoutAbandoned")
@@ -186,10 +142,10 @@ async fn a_relay_killed_mid_stream_again_and_again_publishes_each_event_once() {
     let messages = nats.messages(STREAM).await;
     eprintln!(
         "{} events, {} messages after 4 SIGKILLs",
-        stored_event_ids(&db).await.len(),
+        stored_event_ids(&db.pool).await.len(),
         messages.len()
     );
-    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db).await, &messages);
+    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db.pool).await, &messages);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -230,7 +186,7 @@ async fn an_event_of_a_transaction_that_commits_late_is_published_and_none_skipp
     assert!(messages
         .iter()
         .any(|(_, id, _)| id == "acme/product/late-stream/1"));
-    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db).await, &messages);
+    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db.pool).await, &messages);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -273,7 +229,7 @@ async fn of_two_relays_one_publishes_and_the_other_takes_over_when_it_dies() {
     place_orders(&db.pool, "two", 100, 8).await;
     wait_until_published(&nats, &db, Duration::from_secs(20)).await;
     assert_one_message_per_event_in_stream_order(
-        &stored_event_ids(&db).await,
+        &stored_event_ids(&db.pool).await,
         &nats.messages(STREAM).await,
     );
 }
@@ -313,7 +269,7 @@ async fn nats_stopped_under_load_and_restarted_loses_nothing() {
     writer.await.unwrap();
     wait_until_published(&nats, &db, Duration::from_secs(60)).await;
     assert_one_message_per_event_in_stream_order(
-        &stored_event_ids(&db).await,
+        &stored_event_ids(&db.pool).await,
         &nats.messages(STREAM).await,
     );
     eventually(Duration::from_secs(10), "lag recovers", || async {

@@ -51,6 +51,12 @@ async fn connect(port: u16) -> PgConnection {
 impl CitusCluster {
     /// Starts the nodes, registers the workers, migrates and distributes.
     pub async fn start() -> Self {
+        Self::start_with(true).await
+    }
+
+    /// As [`Self::start`], leaving the schema undistributed (a single-node
+    /// store on the coordinator) unless `distributed`.
+    pub async fn start_with(distributed: bool) -> Self {
         let coordinator = OwnCluster::start_with(&SETTINGS);
         let workers: Vec<OwnCluster> = (0..2).map(|_| OwnCluster::start_with(&SETTINGS)).collect();
         for node in std::iter::once(&coordinator).chain(&workers) {
@@ -78,9 +84,11 @@ impl CitusCluster {
             .run(&mut conn)
             .await
             .expect("the migrations apply on a Citus coordinator");
-        order_store::distribute(&mut conn)
-            .await
-            .expect("the schema distributes");
+        if distributed {
+            order_store::distribute(&mut conn)
+                .await
+                .expect("the schema distributes");
+        }
         conn.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(16)

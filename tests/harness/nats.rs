@@ -2,6 +2,7 @@
 //! store directory: tests never share state through the machine's NATS),
 //! and the relay as a real process.
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -154,9 +155,21 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts `binary relay` (the test's `CARGO_BIN_EXE_order-service-under-test`).
     pub async fn start(binary: &str, database_url: &str, nats_url: &str, stream: &str) -> Self {
+        Self::start_with(binary, database_url, nats_url, stream, &[]).await
+    }
+
+    /// As [`Self::start`], with more environment (`ORDERS_RELAY_BATCH`...).
+    pub async fn start_with(
+        binary: &str,
+        database_url: &str,
+        nats_url: &str,
+        stream: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let status_port = free_port();
         let child = Command::new(binary)
             .arg("relay")
+            .envs(env.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("NATS_URL", nats_url)
             .env("ORDERS_RELAY_STREAM", stream)
@@ -200,4 +213,69 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("{what}: not within {limit:?}");
+}
+
+/// Every event of the store: its message id as the relay names it.
+pub async fn stored_event_ids(pool: &sqlx::PgPool) -> Vec<String> {
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT tenant_id, aggregate_type, aggregate_id, sequence FROM events ORDER BY position",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(tenant, kind, id, sequence)| {
+            let kind = match kind.as_str() {
+                "Order" => "order",
+                "Product" => "product",
+                "StockAdjustment" => "stock_adjustment",
+                other => panic!("unknown aggregate type {other}"),
+            };
+            format!("{tenant}/{kind}/{id}/{sequence}")
+        })
+        .collect()
+}
+
+/// Exactly one message per stored event, and within each stream the
+/// messages in sequence order.
+pub fn assert_one_message_per_event_in_stream_order(
+    events: &[String],
+    messages: &[(String, String, Value)],
+) {
+    let ids: Vec<&str> = messages.iter().map(|(_, id, _)| id.as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "a duplicate message in the stream");
+    let expected: HashSet<&str> = events.iter().map(String::as_str).collect();
+    assert_eq!(unique, expected, "the stream differs from the events");
+    let mut last_sequence: BTreeMap<String, i64> = BTreeMap::new();
+    for (subject, id, body) in messages {
+        let stream = format!("{}/{}", body["aggregate_type"], body["aggregate_id"]);
+        let sequence = body["sequence"].as_i64().unwrap();
+        let previous = last_sequence.insert(stream.clone(), sequence).unwrap_or(0);
+        assert_eq!(sequence, previous + 1, "{stream}: {id} out of order");
+        assert!(subject.starts_with("orders."), "{subject}");
+        assert_eq!(
+            subject.split('.').nth(1),
+            body["tenant"].as_str(),
+            "{subject}"
+        );
+    }
+}
+
+/// Waits (up to a minute) until `stream` holds as many messages as the
+/// store has events, then asserts one message per event, each stream in
+/// order; answers how many events and messages there are.
+pub async fn every_event_published_once(
+    nats: &NatsServer,
+    stream: &str,
+    pool: &sqlx::PgPool,
+) -> (usize, usize) {
+    let events = stored_event_ids(pool).await;
+    eventually(Duration::from_secs(60), "every event published", || async {
+        nats.messages(stream).await.len() >= events.len()
+    })
+    .await;
+    let messages = nats.messages(stream).await;
+    assert_one_message_per_event_in_stream_order(&events, &messages);
+    (events.len(), messages.len())
 }

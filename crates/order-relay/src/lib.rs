@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 pub use outbox::{Cursor, OutboxEvent};
-pub use status::Readiness;
+pub use status::{NodeLag, Readiness};
 
 /// Everything the relay needs, read once at start.
 #[derive(Debug, Clone)]

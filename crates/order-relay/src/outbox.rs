@@ -30,6 +30,10 @@ pub struct OutboxEvent {
     payload: String,
     metadata: String,
     recorded_at: DateTime<Utc>,
+    /// On a cluster: the stream's previous event, when another node gave
+    /// it birth (its commit-order coordinates there).
+    previous_xid: Option<i64>,
+    previous_position: Option<i64>,
 }
 
 /// The JSON body of every message (docs/EVENTS.md).
@@ -62,6 +66,15 @@ impl OutboxEvent {
             transaction_id: self.xid,
             position: self.position,
         }
+    }
+
+    /// On a cluster: the stream's previous event, when it was born on
+    /// another node (it must be published first).
+    pub fn previous_born_elsewhere(&self) -> Option<Cursor> {
+        Some(Cursor {
+            transaction_id: self.previous_xid?,
+            position: self.previous_position?,
+        })
     }
 
     /// The stream's kind as it appears in subjects and message ids:
@@ -152,6 +165,48 @@ pub async fn read_after(
     .await
 }
 
+/// On a Citus cluster: up to `limit` committed events born on one node
+/// (`positions`, its range) after `after`, below `xmin`, the node's
+/// snapshot xmin asked just before (`order_store::commit_order`).
+pub async fn read_born_after(
+    conn: &mut PgConnection,
+    after: Cursor,
+    xmin: i64,
+    positions: (i64, i64),
+    limit: i64,
+) -> Result<Vec<OutboxEvent>, sqlx::Error> {
+    sqlx::query_file_as!(
+        OutboxEvent,
+        "sql/read_born_after.sql",
+        after.transaction_id.to_string(),
+        after.position,
+        xmin.to_string(),
+        positions.0,
+        positions.1,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// On a Citus cluster: as [`lag`], for the events born on one node.
+pub async fn lag_born(
+    conn: &mut PgConnection,
+    after: Cursor,
+    positions: (i64, i64),
+) -> Result<(i64, f64), sqlx::Error> {
+    let row = sqlx::query_file!(
+        "sql/lag_born.sql",
+        after.transaction_id.to_string(),
+        after.position,
+        positions.0,
+        positions.1
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((row.events, row.seconds))
+}
+
 /// Committed events after `after` (published or not yet readable), and the
 /// age in seconds of the oldest of them.
 pub async fn lag(conn: &mut PgConnection, after: Cursor) -> Result<(i64, f64), sqlx::Error> {
@@ -184,6 +239,8 @@ mod tests {
             recorded_at: DateTime::parse_from_rfc3339("2026-11-28T10:00:01Z")
                 .unwrap()
                 .with_timezone(&Utc),
+            previous_xid: None,
+            previous_position: None,
         }
     }
 

@@ -20,8 +20,13 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::jetstream::{ensure_stream, publish_in_order};
-use crate::outbox::{lag, read_after, Cursor};
-use crate::status::{backoff, Status};
+use order_store::commit_order::{
+    event_placement, events_are_distributed, positions_of_group, EventPlacement, NodeHorizon,
+    POSITIONS_PER_NODE,
+};
+
+use crate::outbox::{lag, lag_born, read_after, read_born_after, Cursor};
+use crate::status::{backoff, NodeLag, Status};
 use crate::RelayConfig;
 
 /// Runs until `shutdown` resolves.
@@ -82,12 +87,25 @@ async fn lead_and_publish(
         tokio::time::sleep(config.lock_retry).await;
     }
     ensure_stream(jetstream, &config.stream, config.duplicate_window).await?;
-    let mut cursor = load_checkpoint(&mut conn, &config.name).await?;
+    let distributed = events_are_distributed(&mut conn).await?;
+    let mut feeds = vec![Feed {
+        checkpoint: config.name.clone(),
+        group: 0,
+        node: if distributed {
+            Some("coordinator".to_owned())
+        } else {
+            None
+        },
+        cursor: load_checkpoint(&mut conn, &config.name).await?,
+        lag: (0, 0.0),
+        problem: None,
+    }];
     tracing::info!(
         relay = %config.name,
         stream = %config.stream,
-        transaction_id = cursor.transaction_id,
-        position = cursor.position,
+        transaction_id = feeds[0].cursor.transaction_id,
+        position = feeds[0].cursor.position,
+        cluster = distributed,
         "publishing from the checkpoint"
     );
     status.active();
@@ -95,17 +113,95 @@ async fn lead_and_publish(
     let mut progress = Progress::default();
     let mut lag_checked: Option<Instant> = None;
     loop {
-        if lag_checked.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-            let (events, seconds) = lag(&mut conn, cursor).await?;
-            status.lag(events, seconds);
+        let due = lag_checked.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+        let mut batch = Vec::new();
+        let mut read: Vec<(usize, Cursor)> = Vec::new();
+        if distributed {
+            let EventPlacement::Cluster(horizons) = event_placement(&mut conn).await? else {
+                anyhow::bail!("events is no longer distributed: starting again as a single node");
+            };
+            for horizon in &horizons {
+                if !feeds.iter().any(|f| f.group == horizon.group) {
+                    let checkpoint = format!("{}@group{}", config.name, horizon.group);
+                    let cursor = load_checkpoint(&mut conn, &checkpoint).await?;
+                    tracing::info!(relay = %checkpoint, node = %horizon.node, "publishing the events born on a node");
+                    feeds.push(Feed {
+                        checkpoint,
+                        group: horizon.group,
+                        node: Some(horizon.node.clone()),
+                        cursor,
+                        lag: (0, 0.0),
+                        problem: None,
+                    });
+                }
+            }
+            // How far each node's events are published, counting those
+            // taken into this batch: a stream's event waits for its
+            // predecessor born on another node.
+            let mut reached: Vec<(i32, Cursor)> =
+                feeds.iter().map(|f| (f.group, f.cursor)).collect();
+            for (at, feed) in feeds.iter_mut().enumerate() {
+                let positions = positions_of_group(feed.group);
+                if due {
+                    feed.lag = lag_born(&mut conn, feed.cursor, positions).await?;
+                }
+                let xmin = match horizons.iter().find(|h| h.group == feed.group) {
+                    Some(NodeHorizon { xmin: Ok(xmin), .. }) => *xmin,
+                    Some(NodeHorizon { xmin: Err(why), .. }) => {
+                        feed.problem = Some(format!("cannot read its commit horizon: {why}"));
+                        continue;
+                    }
+                    None => {
+                        feed.problem = Some(
+                            "no longer a node of the cluster: its events not yet published stay unread (docs/SCALE-OUT.md, \"Removing a worker\")".to_owned(),
+                        );
+                        continue;
+                    }
+                };
+                feed.problem = None;
+                let mut events =
+                    read_born_after(&mut conn, feed.cursor, xmin, positions, config.batch_size)
+                        .await?;
+                if let Some(waiting) = events.iter().position(|e| {
+                    e.previous_born_elsewhere().is_some_and(|previous| {
+                        let group = i32::try_from(previous.position / POSITIONS_PER_NODE)
+                            .unwrap_or(i32::MAX);
+                        !reached
+                            .iter()
+                            .any(|(g, cursor)| *g == group && *cursor >= previous)
+                    })
+                }) {
+                    events.truncate(waiting);
+                }
+                if let Some(last) = events.last() {
+                    if let Some(entry) = reached.iter_mut().find(|(g, _)| *g == feed.group) {
+                        entry.1 = last.cursor();
+                    }
+                    read.push((at, last.cursor()));
+                }
+                batch.extend(events);
+            }
+        } else {
+            if due {
+                if events_are_distributed(&mut conn).await? {
+                    anyhow::bail!("events was distributed over a Citus cluster: starting again to read each node's commit order");
+                }
+                feeds[0].lag = lag(&mut conn, feeds[0].cursor).await?;
+            }
+            batch = read_after(&mut conn, feeds[0].cursor, config.batch_size).await?;
+            if let Some(last) = batch.last() {
+                read.push((0, last.cursor()));
+            }
+        }
+        if due {
+            status.lag(feeds.iter().map(Feed::report).collect());
             lag_checked = Some(Instant::now());
         }
-        let batch = read_after(&mut conn, cursor, config.batch_size).await?;
-        let Some(last) = batch.last().map(|e| e.cursor()) else {
-            progress.report(status, cursor);
+        if batch.is_empty() {
+            progress.report(status, &feeds);
             tokio::time::sleep(config.idle_poll).await;
             continue;
-        };
+        }
         let mut attempt = 0;
         let published = loop {
             match publish_in_order(jetstream, &batch).await {
@@ -123,11 +219,47 @@ async fn lead_and_publish(
         if attempt > 0 {
             status.active();
         }
-        save_checkpoint(&mut conn, &config.name, last, published.stored).await?;
+        // Every node's events of the batch are acknowledged: each feed's
+        // checkpoint moves to its last one (the count goes with the first).
+        let mut count = published.stored;
+        for (at, last) in read {
+            save_checkpoint(&mut conn, &feeds[at].checkpoint, last, count).await?;
+            feeds[at].cursor = last;
+            count = 0;
+        }
         status.published(published.stored, published.duplicates);
         progress.add(published.stored, published.duplicates);
-        cursor = last;
-        progress.report(status, cursor);
+        progress.report(status, &feeds);
+    }
+}
+
+/// One commit order the relay follows, with its own checkpoint: the whole
+/// store on one PostgreSQL, or on a cluster the events born on one node
+/// (`order_store::commit_order`). The coordinator's feed keeps the relay's
+/// own name, so a relay that ran before `distribute` goes on from its
+/// checkpoint; every other node's is `{name}@group{group}`.
+#[derive(Debug)]
+struct Feed {
+    checkpoint: String,
+    group: i32,
+    /// On a cluster: the node, for `/readyz` and the metrics.
+    node: Option<String>,
+    cursor: Cursor,
+    /// Events not yet published and the age of the oldest, as last asked.
+    lag: (i64, f64),
+    /// Why this node's events cannot be read now.
+    problem: Option<String>,
+}
+
+impl Feed {
+    fn report(&self) -> NodeLag {
+        NodeLag {
+            node: self.node.clone(),
+            checkpoint: self.checkpoint.clone(),
+            lag_events: self.lag.0,
+            lag_seconds: self.lag.1,
+            problem: self.problem.clone(),
+        }
     }
 }
 
@@ -184,7 +316,7 @@ impl Progress {
         self.duplicates += duplicates;
     }
 
-    fn report(&mut self, status: &Status, cursor: Cursor) {
+    fn report(&mut self, status: &Status, feeds: &[Feed]) {
         let elapsed = self.since.elapsed();
         if elapsed < Duration::from_secs(10) {
             return;
@@ -197,7 +329,7 @@ impl Progress {
                 per_second = (self.stored as f64 / elapsed.as_secs_f64()).round(),
                 lag_events = readiness.lag_events,
                 lag_seconds = readiness.lag_seconds,
-                position = cursor.position,
+                position = feeds.iter().map(|f| f.cursor.position).max().unwrap_or(0),
                 "relay progress"
             );
         }

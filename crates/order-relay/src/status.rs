@@ -27,6 +27,23 @@ pub struct Readiness {
     pub lag_seconds: f64,
     /// Events stored in JetStream by this process.
     pub published: u64,
+    /// On a Citus cluster: each node's commit order the relay follows
+    /// (docs/SCALE-OUT.md); empty on a single PostgreSQL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeLag>,
+}
+
+/// One node's share of the lag, on a cluster.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NodeLag {
+    /// `host:port`, or `coordinator`; `None` on a single PostgreSQL.
+    pub node: Option<String>,
+    /// The checkpoint that follows it.
+    pub checkpoint: String,
+    pub lag_events: i64,
+    pub lag_seconds: f64,
+    /// Why its events cannot be read now.
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +61,7 @@ impl Default for Status {
                 lag_events: 0,
                 lag_seconds: 0.0,
                 published: 0,
+                nodes: Vec::new(),
             })),
         }
     }
@@ -91,12 +109,42 @@ impl Status {
         self.update(|r| r.published += stored);
     }
 
-    pub fn lag(&self, events: i64, seconds: f64) {
+    /// The lag of every commit order followed: the totals, and on a
+    /// cluster each node's (a node whose events cannot be read makes the
+    /// relay not ready, with why).
+    pub fn lag(&self, feeds: Vec<NodeLag>) {
+        let events: i64 = feeds.iter().map(|f| f.lag_events).sum();
+        let seconds = feeds.iter().map(|f| f.lag_seconds).fold(0.0, f64::max);
         metrics::gauge!("orders_relay_lag_events").set(events as f64);
         metrics::gauge!("orders_relay_lag_seconds").set(seconds);
+        for feed in &feeds {
+            if let Some(node) = &feed.node {
+                metrics::gauge!("orders_relay_node_lag_events", "node" => node.clone())
+                    .set(feed.lag_events as f64);
+                metrics::gauge!("orders_relay_node_lag_seconds", "node" => node.clone())
+                    .set(feed.lag_seconds);
+            }
+        }
+        let unreadable: Vec<String> = feeds
+            .iter()
+            .filter_map(|f| {
+                f.problem
+                    .as_ref()
+                    .map(|why| format!("node {}: {why}", f.node.as_deref().unwrap_or("?")))
+            })
+            .collect();
         self.update(|r| {
             r.lag_events = events;
             r.lag_seconds = seconds;
+            r.nodes = if feeds.iter().any(|f| f.node.is_some()) {
+                feeds
+            } else {
+                Vec::new()
+            };
+            if r.role == "active" {
+                r.ready = unreadable.is_empty();
+                r.problem = (!unreadable.is_empty()).then(|| unreadable.join("; "));
+            }
         });
     }
 }
@@ -122,6 +170,14 @@ pub fn prometheus() -> anyhow::Result<PrometheusHandle> {
     metrics::describe_gauge!(
         "orders_relay_lag_seconds",
         "Age of the oldest committed event not yet acknowledged by JetStream"
+    );
+    metrics::describe_gauge!(
+        "orders_relay_node_lag_events",
+        "On a Citus cluster: committed events born on this node not yet acknowledged by JetStream"
+    );
+    metrics::describe_gauge!(
+        "orders_relay_node_lag_seconds",
+        "On a Citus cluster: age of the oldest of them"
     );
     metrics::describe_gauge!(
         "orders_relay_active",

@@ -106,7 +106,9 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
         .into_iter()
         .map(|t| (t.name, t.references))
         .collect();
-    for table in in_distribution_order(tables) {
+    let tables = in_distribution_order(tables);
+    let lock_order = in_lock_order(&tables);
+    for table in tables {
         let done: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = $1::regclass)",
         )
@@ -122,15 +124,7 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
         } else {
             "events"
         };
-        let mut tx = conn.begin().await?;
-        sqlx::query(
-            "SELECT create_distributed_table($1::regclass, 'tenant_id', colocate_with => $2)",
-        )
-        .bind(&table)
-        .bind(colocate_with)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        distribute_table(conn, &table, colocate_with, &lock_order).await?;
         distribution.distributed.push(table);
     }
     let functions = sqlx::query_file_scalar!("src/sql/tenant_functions.sql")
@@ -147,6 +141,81 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
         distribution.functions.push(function);
     }
     Ok(distribution)
+}
+
+/// The tables of tenant data in the order the write path locks them:
+/// stock rows first (a checkout locks its inventory rows before it appends),
+/// then `events`, then the read model.
+fn in_lock_order(tables: &[String]) -> Vec<String> {
+    let mut ordered: Vec<String> = ["inventory", "events"]
+        .into_iter()
+        .filter(|t| tables.iter().any(|x| x == t))
+        .map(str::to_owned)
+        .collect();
+    let rest: Vec<String> = tables
+        .iter()
+        .filter(|t| !ordered.contains(t))
+        .cloned()
+        .collect();
+    ordered.extend(rest);
+    ordered
+}
+
+/// Distributes one table, in a transaction of its own that first takes
+/// every table of tenant data in the write path's lock order (EXCLUSIVE:
+/// reads go on, writes wait): under live checkouts (moving a running store
+/// onto a cluster), distributing `inventory` alone deadlocks with a
+/// checkout that holds `events` and waits for `inventory`. Writes wait
+/// anyway while Citus copies a table to its shards. Should PostgreSQL still
+/// cancel us for a deadlock, we try again.
+async fn distribute_table(
+    conn: &mut PgConnection,
+    table: &str,
+    colocate_with: &str,
+    lock_order: &[String],
+) -> Result<(), DistributeError> {
+    const ATTEMPTS: u32 = 20;
+    let tables: Vec<String> = lock_order.iter().map(|t| quoted(t)).collect();
+    let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", tables.join(", "));
+    let mut attempt = 1;
+    loop {
+        let mut tx = conn.begin().await?;
+        let locked = sqlx::query(&lock).execute(&mut *tx).await;
+        let done = match locked {
+            Ok(_) => sqlx::query(
+                "SELECT create_distributed_table($1::regclass, 'tenant_id', colocate_with => $2)",
+            )
+            .bind(table)
+            .bind(colocate_with)
+            .execute(&mut *tx)
+            .await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(_) => {
+                tx.commit().await?;
+                return Ok(());
+            }
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("40P01") && attempt < ATTEMPTS =>
+            {
+                tx.rollback().await?;
+                tracing::info!(
+                    table,
+                    attempt,
+                    "a checkout deadlocked with the distribution of this table; trying again"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// `name` as an SQL identifier.
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 #[cfg(test)]
@@ -171,5 +240,17 @@ mod tests {
             order,
             ["events", "inventory", "store_orders", "store_order_items"]
         );
+    }
+
+    #[test]
+    fn it_locks_stock_then_events_then_the_rest_as_the_write_path_does() {
+        let tables: Vec<String> = ["events", "gift_cards", "inventory", "store_orders"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            in_lock_order(&tables),
+            ["inventory", "events", "gift_cards", "store_orders"]
+        );
+        assert_eq!(quoted(r#"odd"name"#), r#""odd""name""#);
     }
 }

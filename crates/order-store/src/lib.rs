@@ -43,6 +43,9 @@
 //! - `distribution.rs`: [`distribute`]: the schema over a Citus cluster
 //!   (tables with `tenant_id` colocated with `events`, functions taking
 //!   `p_tenant` delegated), from the catalogue, idempotent.
+//! - `commit_order.rs`: where events are for a reader in commit order: one
+//!   node, or on a cluster one commit order per birth node (its position
+//!   range and its xmin); the relay and the rebuild read by it.
 //! - `store_health.rs`: [`StoreProbe`]: does the database answer, are the
 //!   migrations applied, how far are commit-order readers held back
 //!   (`/readyz`, `/metrics`).
@@ -62,6 +65,7 @@
 mod catalogue_commands;
 mod catalogue_queries;
 mod command_context;
+pub mod commit_order;
 mod database_url;
 mod distribution;
 mod error;
