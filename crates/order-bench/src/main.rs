@@ -4,6 +4,7 @@
 //!     cargo run --release -p order-bench               # 10 s per step
 //!     cargo run --release -p order-bench -- --quick   # 1 s per step (CI smoke)
 //!     cargo run --release -p order-bench -- relay     # the outbox relay (`relay_bench.rs`)
+//!     cargo run --release -p order-bench -- cluster --coordinator-url URL  # one node vs Citus (`cluster_bench.rs`)
 //!
 //! 1. A fresh database: migrations, one tenant, 1,000 SKUs with ample stock,
 //!    and the same catalogue in the CRUD baseline's own tables.
@@ -39,6 +40,7 @@
 //! compare the ratios within one run.
 
 mod chart;
+mod cluster_bench;
 mod cpu;
 mod crud_service;
 mod load;
@@ -123,6 +125,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         events: u64,
     },
+    /// The service on one PostgreSQL against the same on a Citus cluster
+    /// (`cluster_bench.rs`), at 1 and 16 unless --concurrency says.
+    Cluster {
+        /// The cluster's coordinator (migrated and distributed by the
+        /// bench, both idempotent), e.g. ../shared/citus/cluster.sh's
+        /// postgres://postgres@127.0.0.1:9700/postgres?sslmode=disable
+        #[arg(long)]
+        coordinator_url: String,
+    },
 }
 
 const TENANT: &str = "bench";
@@ -176,6 +187,32 @@ async fn main() -> anyhow::Result<()> {
             };
             let url = order_store::with_database(&args.database_url, &name);
             relay_bench::run(&bench, &admin.clone().database(&name), &url).await
+        }
+        Some(BenchCommand::Cluster { coordinator_url }) => {
+            let concurrency: Vec<usize> = if args.concurrency == [1, 4, 16, 64] {
+                vec![1, 16]
+            } else {
+                args.concurrency.clone()
+            };
+            let max_workers = concurrency.iter().copied().max().unwrap_or(16);
+            let bench = cluster_bench::ClusterBench {
+                concurrency,
+                step,
+                rounds: if args.quick {
+                    1
+                } else {
+                    args.rounds.min(4) * 2
+                },
+                pool_size: args.pool_size,
+                skus: args.skus,
+            };
+            cluster_bench::run(
+                &bench,
+                &order_store::with_database(&args.database_url, &name),
+                coordinator_url,
+                customer_tokens(max_workers)?,
+            )
+            .await
         }
         None => run(&args, step, &admin, &name).await,
     };
@@ -358,22 +395,8 @@ async fn run_systems(
 
     let url = order_store::with_database(&args.database_url, name);
     let pool_size = args.pool_size;
-    let keys =
-        order_service::JwtKeys::new(SECRET.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let tenant = TenantId::try_from(TENANT)?;
     let max_workers = args.concurrency.iter().copied().max().unwrap_or(64).max(64);
-    let tokens: Arc<Vec<String>> = Arc::new(
-        (0..max_workers)
-            .map(|w| {
-                keys.mint(
-                    &tenant,
-                    &format!("customer-{w}"),
-                    order_service::Role::Customer,
-                    chrono::Duration::hours(2),
-                )
-            })
-            .collect::<Result<_, _>>()?,
-    );
+    let tokens = customer_tokens(max_workers)?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
@@ -797,6 +820,25 @@ fn verdict(met: bool) -> &'static str {
     } else {
         "(MISSED)"
     }
+}
+
+/// A customer token of the bench tenant for each of `workers` load workers.
+fn customer_tokens(workers: usize) -> anyhow::Result<Arc<Vec<String>>> {
+    let keys =
+        order_service::JwtKeys::new(SECRET.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tenant = TenantId::try_from(TENANT)?;
+    Ok(Arc::new(
+        (0..workers)
+            .map(|w| {
+                keys.mint(
+                    &tenant,
+                    &format!("customer-{w}"),
+                    order_service::Role::Customer,
+                    chrono::Duration::hours(2),
+                )
+            })
+            .collect::<Result<_, _>>()?,
+    ))
 }
 
 /// `count` products with a million units each, through the store's commands.

@@ -11,7 +11,8 @@
 //!
 //! - `relay.rs`: the loop: take the advisory lock, read after the
 //!   checkpoint, publish, wait for every acknowledgement, advance the
-//!   checkpoint; reconnect with backoff.
+//!   checkpoint; reconnect with backoff. On a Citus cluster, one checkpoint
+//!   per node's commit order (`order_store::commit_order`), one chain.
 //! - `outbox.rs`: reading committed events in gap-safe order; the subject,
 //!   message id and JSON envelope of each.
 //! - `jetstream.rs`: the stream (created if missing) and ordered, pipelined,
