@@ -62,6 +62,35 @@ async fn product(http: &reqwest::Client, base: &str, tenant: &str, sku: &str, st
     define_product(http, base, tenant, sku, 1_000, stock).await;
 }
 
+/// A tenant on each worker, each with 100,000 units of "A", and the
+/// service over the coordinator.
+async fn shop_on_each_worker(
+    cluster: &CitusCluster,
+) -> (Vec<String>, store_orders_tests::app::Replica) {
+    let tenants = cluster.tenants_on_each_worker().await;
+    let http = reqwest::Client::new();
+    let app = serve_over(cluster.pool.clone()).await;
+    for tenant in &tenants {
+        product(&http, &app.base_url, tenant, "A", 100_000).await;
+    }
+    (tenants, app)
+}
+
+/// A rebuild's progress, on the test's output.
+struct Told;
+
+impl rebuild_projections::RebuildProgress for Told {
+    fn stage(&self, stage: rebuild_projections::rebuild::Stage) {
+        eprintln!("rebuild: {stage:?}");
+    }
+    fn applied(&self, events: u64) {
+        eprintln!("rebuild: {events} events applied");
+    }
+    fn waiting(&self, why: &str) {
+        eprintln!("rebuild waits: {why}");
+    }
+}
+
 /// The names of the relay's checkpoints.
 async fn relay_checkpoints(pool: &sqlx::PgPool) -> Vec<String> {
     sqlx::query_scalar("SELECT name FROM relay_checkpoints ORDER BY name")
@@ -388,12 +417,7 @@ async fn a_worker_restarted_mid_storm_loses_no_acknowledged_order_and_doubles_no
     let Some(cluster) = cluster().await else {
         return;
     };
-    let tenants = cluster.tenants_on_each_worker().await;
-    let http = reqwest::Client::new();
-    let app = serve_over(cluster.pool.clone()).await;
-    for tenant in &tenants {
-        product(&http, &app.base_url, tenant, "A", 100_000).await;
-    }
+    let (tenants, app) = shop_on_each_worker(&cluster).await;
     let victim_port = cluster.worker_of(&tenants[0]).await;
     let victim = cluster
         .workers
@@ -505,12 +529,7 @@ async fn the_relay_publishes_every_event_once_through_kills_and_a_shard_move() {
         return;
     };
     let nats = NatsServer::start().await;
-    let tenants = cluster.tenants_on_each_worker().await;
-    let http = reqwest::Client::new();
-    let app = serve_over(cluster.pool.clone()).await;
-    for tenant in &tenants {
-        product(&http, &app.base_url, tenant, "A", 100_000).await;
-    }
+    let (tenants, app) = shop_on_each_worker(&cluster).await;
     let running = Arc::new(AtomicBool::new(true));
     let writers = shoppers("w", &app.base_url, &tenants, 6, &running);
     let (from, to) = {
@@ -625,6 +644,12 @@ async fn the_relay_publishes_every_event_once_through_kills_and_a_shard_move() {
         [format!("{STREAM}@group1"), format!("{STREAM}@group2")],
         "one checkpoint per worker (the coordinator's events: none yet)"
     );
+    // The rebuild's reader follows the same birth nodes: streams continued
+    // on another worker fold in order.
+    let drift = rebuild_projections::verify(&cluster.pool, "verify_after_move")
+        .await
+        .unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
     eprintln!(
         "{placed} checkouts, {} events, {} messages, 3 relay kills and a shard move",
         events, messages
@@ -692,8 +717,91 @@ async fn a_live_single_node_store_moves_onto_the_cluster_and_the_relay_goes_on()
         "the single node's checkpoint goes on"
     );
     assert!(checkpoints.len() >= 2, "{checkpoints:?}");
+    let drift = rebuild_projections::verify(&cluster.pool, "verify_after_distribute")
+        .await
+        .unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
     eprintln!(
         "{placed} checkouts; {before} events before distribute, {} after ({born_on_workers} born on the workers); {} messages",
         events, messages
+    );
+}
+
+/// The rebuild's swap on the cluster, under checkouts for a tenant on each
+/// worker: no checkout fails, the swapped-in read model is distributed and
+/// colocated like the one it replaces, equals the fold of the events
+/// (`--verify`), and checkouts after it still run on the workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rebuild_swaps_the_read_model_in_under_live_checkouts() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let (tenants, app) = shop_on_each_worker(&cluster).await;
+    let running = Arc::new(AtomicBool::new(true));
+    let writers = shoppers("r", &app.base_url, &tenants, 4, &running);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let summary = rebuild_projections::rebuild(
+        &cluster.pool,
+        &rebuild_projections::RebuildOptions::default(),
+        &Told,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the rebuild on the cluster: {e}"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.store(false, Ordering::SeqCst);
+    let mut placed = 0;
+    for writer in writers {
+        placed += writer.await.unwrap();
+    }
+    let tables: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT logicalrelid::text, colocationid::bigint FROM pg_dist_partition ORDER BY 1",
+    )
+    .fetch_all(&cluster.pool)
+    .await
+    .unwrap();
+    assert_eq!(tables.len(), 5, "{tables:?}");
+    assert!(
+        tables.iter().all(|(_, c)| *c == tables[0].1),
+        "colocated: {tables:?}"
+    );
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM store_orders")
+        .fetch_one(&cluster.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        orders as usize, placed,
+        "every order in the read model, once"
+    );
+    let drift = rebuild_projections::verify(&cluster.pool, "verify_after_swap")
+        .await
+        .unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
+    for tenant in &tenants {
+        let token = token_for(tenant, "late", Role::Customer);
+        let client = order_client::OrdersClient::new(&app.base_url, &token).unwrap();
+        let line = order_api::CheckoutLine {
+            sku: "A".into(),
+            quantity: 1,
+        };
+        client
+            .checkout_with_key("after-the-swap", std::slice::from_ref(&line), None)
+            .await
+            .unwrap();
+    }
+    // In place (writers locked out throughout), on the cluster too.
+    let in_place = rebuild_projections::RebuildOptions {
+        mode: rebuild_projections::RebuildMode::InPlace,
+        ..rebuild_projections::RebuildOptions::default()
+    };
+    rebuild_projections::rebuild(&cluster.pool, &in_place, &Told)
+        .await
+        .unwrap_or_else(|e| panic!("the rebuild in place on the cluster: {e}"));
+    let drift = rebuild_projections::verify(&cluster.pool, "verify_after_in_place")
+        .await
+        .unwrap();
+    assert!(drift.is_clean(), "{drift:?}");
+    eprintln!(
+        "{placed} checkouts during a swap of {} events",
+        summary.events
     );
 }

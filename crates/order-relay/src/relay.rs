@@ -21,8 +21,8 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::jetstream::{ensure_stream, publish_in_order};
 use order_store::commit_order::{
-    event_placement, events_are_distributed, positions_of_group, EventPlacement, NodeHorizon,
-    POSITIONS_PER_NODE,
+    event_placement, events_are_distributed, group_of, positions_of_group, EventPlacement,
+    NodeHorizon,
 };
 
 use crate::outbox::{lag, lag_born, read_after, read_born_after, Cursor};
@@ -164,8 +164,7 @@ async fn lead_and_publish(
                         .await?;
                 if let Some(waiting) = events.iter().position(|e| {
                     e.previous_born_elsewhere().is_some_and(|previous| {
-                        let group = i32::try_from(previous.position / POSITIONS_PER_NODE)
-                            .unwrap_or(i32::MAX);
+                        let group = group_of(previous.position);
                         !reached
                             .iter()
                             .any(|(g, cursor)| *g == group && *cursor >= previous)

@@ -69,6 +69,11 @@ pub fn positions_of_group(group: i32) -> (i64, i64) {
     )
 }
 
+/// The group of the node that gave birth to the event at `position`.
+pub fn group_of(position: i64) -> i32 {
+    i32::try_from(position.max(0) / POSITIONS_PER_NODE).unwrap_or(i32::MAX)
+}
+
 /// Whether `events` is distributed here (a Citus coordinator after
 /// `distribute`).
 pub async fn events_are_distributed(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
@@ -137,5 +142,8 @@ mod tests {
         );
         assert_eq!(to, 2 * 281_474_976_710_656);
         assert!(positions_of_group(2).0 == to);
+        assert_eq!(group_of(1), 0);
+        assert_eq!(group_of(from + 1), 1);
+        assert_eq!(group_of(to), 2);
     }
 }

@@ -5,7 +5,7 @@
 -- tells sqlx that the two computed columns are never NULL.
 SELECT transaction_id::text::bigint AS "xid!", position, aggregate_type,
        aggregate_id, sequence, event_type, event_version, payload::text AS "payload!",
-       tenant_id
+       tenant_id, NULL::bigint AS "previous_xid?", NULL::bigint AS "previous_position?"
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())

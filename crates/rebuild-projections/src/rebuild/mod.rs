@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 pub use compare::{compare, table_checksum, DriftReport, TableDrift};
 pub use progress::{RebuildProgress, Silent, Stage};
-pub use reader::{read_events, EventCursor, ReadLimit};
+pub use reader::{read_committed, read_events, CommitCursor, EventCursor, ReadLimit};
 pub use shadow::{ShadowTables, READ_MODEL_TABLES};
 
 use shadow::RelaxedChecks;
@@ -156,17 +156,14 @@ pub async fn rebuild(
             let shadow = ShadowTables::create(&mut conn, &options.shadow_schema).await?;
             let outcome = async {
                 progress.stage(Stage::Replaying);
-                let cursor = replay_committed(
-                    pool,
-                    &shadow,
-                    EventCursor::default(),
-                    options,
-                    progress,
-                    &mut tally,
-                )
-                .await?;
+                let start = CommitCursor::start(&mut conn).await?;
+                let cursor =
+                    replay_committed(pool, &shadow, start, options, progress, &mut tally).await?;
                 progress.stage(Stage::Indexing);
                 shadow.complete(&mut conn).await?;
+                if cursor.is_cluster() && options.mode == RebuildMode::Swap {
+                    shadow.distribute(&mut conn).await?;
+                }
                 if options.mode == RebuildMode::Verify {
                     drift = Some(
                         verify_in_snapshot(
@@ -255,7 +252,7 @@ async fn check_migrations(pool: &PgPool) -> Result<(), RebuildError> {
 
 /// A batch read and folded, ready to write.
 struct FoldedBatch {
-    last: EventCursor,
+    last: CommitCursor,
     events: usize,
     changes: ReadModelChanges,
 }
@@ -267,13 +264,14 @@ struct FoldedBatch {
 async fn replay_committed(
     pool: &PgPool,
     shadow: &ShadowTables,
-    start: EventCursor,
+    start: CommitCursor,
     options: &RebuildOptions,
     progress: &dyn RebuildProgress,
     tally: &mut Tally,
-) -> Result<EventCursor, StoreError> {
+) -> Result<CommitCursor, StoreError> {
     let (sender, mut batches) = mpsc::channel::<Result<FoldedBatch, StoreError>>(2);
     let reader_pool = pool.clone();
+    let reader_start = start.clone();
     let batch_size = options.batch_size;
     let reader = tokio::spawn(async move {
         let mut conn = match reader_pool.acquire().await {
@@ -283,14 +281,21 @@ async fn replay_committed(
                 return;
             }
         };
-        let mut cursor = start;
+        let mut cursor = reader_start;
         loop {
-            let batch = read_events(&mut conn, cursor, batch_size, ReadLimit::EndedTransactions)
-                .await
-                .and_then(|events| fold(cursor, &events));
-            let done = matches!(&batch, Ok(b) if b.events == 0) || batch.is_err();
+            let batch =
+                read_committed(&mut conn, &cursor, batch_size, ReadLimit::EndedTransactions)
+                    .await
+                    .and_then(|(events, next)| fold(next, &events));
+            // A short batch: caught up with the horizon as it was. The rest
+            // (what commits meanwhile) is the catch-up's, under the
+            // cut-over's locks or in the verify's snapshot: chasing live
+            // writes here could go on for ever (on a cluster a read takes
+            // long enough for the next events to arrive).
+            let done = matches!(&batch, Ok(b) if i64::try_from(b.events).unwrap_or(i64::MAX) < batch_size)
+                || batch.is_err();
             if let Ok(b) = &batch {
-                cursor = b.last;
+                cursor = b.last.clone();
             }
             if sender.send(batch).await.is_err() || done {
                 return;
@@ -320,14 +325,15 @@ async fn replay_committed(
     Ok(cursor)
 }
 
+/// Folds `events` (read up to `last`) into read-model changes.
 fn fold(
-    cursor: EventCursor,
-    events: &[(EventCursor, order_store::RecordedEvent)],
+    last: CommitCursor,
+    events: &[order_store::RecordedEvent],
 ) -> Result<FoldedBatch, StoreError> {
-    let changes = ReadModelChanges::from_events(events.iter().map(|(_, e)| e))
+    let changes = ReadModelChanges::from_events(events.iter())
         .map_err(|e| StoreError::Internal(format!("cannot project events: {e}")))?;
     Ok(FoldedBatch {
-        last: events.last().map_or(cursor, |(c, _)| *c),
+        last,
         events: events.len(),
         changes,
     })
@@ -338,15 +344,15 @@ fn fold(
 async fn catch_up_here(
     conn: &mut PgConnection,
     shadow: Option<&ShadowTables>,
-    mut cursor: EventCursor,
+    mut cursor: CommitCursor,
     options: &RebuildOptions,
     progress: &dyn RebuildProgress,
     tally: &mut Tally,
-) -> Result<EventCursor, StoreError> {
+) -> Result<CommitCursor, StoreError> {
     loop {
-        let events = read_events(
+        let (events, next) = read_committed(
             &mut *conn,
-            cursor,
+            &cursor,
             options.batch_size,
             ReadLimit::Everything,
         )
@@ -354,7 +360,7 @@ async fn catch_up_here(
         if events.is_empty() {
             return Ok(cursor);
         }
-        let batch = fold(cursor, &events)?;
+        let batch = fold(next, &events)?;
         if let Some(shadow) = shadow {
             shadow.use_in_transaction(&mut *conn).await?;
         }
@@ -367,7 +373,7 @@ async fn catch_up_here(
 async fn verify_in_snapshot(
     conn: &mut PgConnection,
     shadow: &ShadowTables,
-    cursor: EventCursor,
+    cursor: CommitCursor,
     options: &RebuildOptions,
     progress: &dyn RebuildProgress,
     tally: &mut Tally,
@@ -488,12 +494,20 @@ async fn lock_for_cut_over(
 async fn swap(
     conn: &mut PgConnection,
     shadow: &ShadowTables,
-    cursor: EventCursor,
+    cursor: CommitCursor,
     options: &RebuildOptions,
     progress: &dyn RebuildProgress,
     tally: &mut Tally,
 ) -> Result<(), StoreError> {
     let mut tx = conn.begin().await?;
+    if cursor.is_cluster() {
+        // One connection per worker for the whole transaction: Citus runs
+        // no schema change (the swap) after a parallel multi-shard command
+        // (the catch-up's reads and writes) in one transaction.
+        sqlx::query("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
+            .execute(&mut *tx)
+            .await?;
+    }
     progress.stage(Stage::Locking);
     lock_for_cut_over(&mut tx, options, progress).await?;
     progress.stage(Stage::CatchingUp);
@@ -547,7 +561,15 @@ async fn in_place(
 ) -> Result<(), StoreError> {
     let live_schema = shadow::live_schema(&mut *conn).await?;
     let relaxed = RelaxedChecks::read(&mut *conn, &live_schema).await?;
+    let start = CommitCursor::start(&mut *conn).await?;
     let mut tx = conn.begin().await?;
+    if start.is_cluster() {
+        // See `swap`: schema changes (the relaxed checks) after parallel
+        // multi-shard commands need one connection per worker throughout.
+        sqlx::query("SET LOCAL citus.multi_shard_modify_mode TO 'sequential'")
+            .execute(&mut *tx)
+            .await?;
+    }
     progress.stage(Stage::Locking);
     lock_for_cut_over(&mut tx, options, progress).await?;
     sqlx::query("TRUNCATE store_checkout_abandonments, store_order_items, store_orders, inventory")
@@ -555,15 +577,7 @@ async fn in_place(
         .await?;
     relaxed.drop_from(&mut tx, &live_schema).await?;
     progress.stage(Stage::CatchingUp);
-    catch_up_here(
-        &mut tx,
-        None,
-        EventCursor::default(),
-        options,
-        progress,
-        tally,
-    )
-    .await?;
+    catch_up_here(&mut tx, None, start, options, progress, tally).await?;
     relaxed.restore_into(&mut tx, &live_schema).await?;
     tx.commit().await?;
     Ok(())
@@ -590,7 +604,7 @@ mod send_check {
         is_send(swap(
             conn,
             shadow,
-            EventCursor::default(),
+            CommitCursor::default(),
             &options,
             &Silent,
             tally,

@@ -290,6 +290,23 @@ impl ShadowTables {
         &self.live_schema
     }
 
+    /// On a Citus cluster, before the swap: distributes the loaded shadow
+    /// tables by tenant, colocated with `events` like the live ones (the
+    /// delegated write path runs on the workers and writes the tenant's
+    /// shards; a local read model would be out of its reach). Each table
+    /// in a transaction of its own, referenced tables first.
+    pub async fn distribute(&self, conn: &mut PgConnection) -> Result<(), StoreError> {
+        for table in READ_MODEL_TABLES {
+            sqlx::query(
+                "SELECT create_distributed_table($1::regclass, 'tenant_id', colocate_with => 'events')",
+            )
+            .bind(self.qualified(table))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
     pub fn qualified(&self, table: &str) -> String {
         format!("{}.{table}", self.schema)
     }
