@@ -20,6 +20,7 @@ use futures::future::join_all;
 use order_service::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sqlx::Connection;
 use store_orders_tests::app::{define_product, serve_over, token_for};
 use store_orders_tests::citus::{citus_installed, CitusCluster};
 use store_orders_tests::fixtures::{as_staff, now};
@@ -803,5 +804,79 @@ async fn the_rebuild_swaps_the_read_model_in_under_live_checkouts() {
     eprintln!(
         "{placed} checkouts during a swap of {} events",
         summary.events
+    );
+}
+
+/// `/readyz` on the cluster reports each node's commit-order hold-back: a
+/// transaction left open on one worker holds back the events born there
+/// after it began, and only there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readiness_reports_the_hold_back_of_each_node() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let (tenants, app) = shop_on_each_worker(&cluster).await;
+    let held_port = cluster.worker_of(&tenants[0]).await;
+    let held = cluster
+        .workers
+        .iter()
+        .find(|w| w.port == held_port)
+        .unwrap();
+    let mut open =
+        sqlx::PgConnection::connect(&format!("{}?sslmode=disable", held.url("postgres")))
+            .await
+            .unwrap();
+    sqlx::query("BEGIN").execute(&mut open).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut open)
+        .await
+        .unwrap();
+    for tenant in &tenants {
+        let token = token_for(tenant, "reader", Role::Customer);
+        let client = order_client::OrdersClient::new(&app.base_url, &token).unwrap();
+        let line = order_api::CheckoutLine {
+            sku: "A".into(),
+            quantity: 1,
+        };
+        for n in 0..5 {
+            client
+                .checkout_with_key(&format!("held-{n}"), std::slice::from_ref(&line), None)
+                .await
+                .unwrap();
+        }
+    }
+    let readiness: Value = reqwest::get(format!("{}/readyz", app.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nodes = readiness["commit_order"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{readiness}");
+    let held_back = |node: &str| {
+        nodes
+            .iter()
+            .find(|n| n["node"] == node)
+            .map(|n| n["held_back_events"].as_i64().unwrap())
+            .unwrap_or_else(|| panic!("{node} in {readiness}"))
+    };
+    assert_eq!(
+        held_back(&format!("127.0.0.1:{held_port}")),
+        5,
+        "{readiness}"
+    );
+    let other = cluster.worker_of(&tenants[1]).await;
+    assert_eq!(held_back(&format!("127.0.0.1:{other}")), 0, "{readiness}");
+    assert_eq!(readiness["commit_order"]["held_back_events"], 5);
+    sqlx::query("ROLLBACK").execute(&mut open).await.unwrap();
+    let readiness: Value = reqwest::get(format!("{}/readyz", app.base_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        readiness["commit_order"]["held_back_events"], 0,
+        "{readiness}"
     );
 }

@@ -247,6 +247,20 @@ pub struct CommitOrderStatus {
     pub held_back_events: i64,
     /// Age of the oldest running transaction that holds them back.
     pub held_back_seconds: f64,
+    /// On a Citus cluster, each node's own commit order: absent on a
+    /// single PostgreSQL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeCommitOrderStatus>,
+}
+
+/// One node of a Citus cluster: the committed events born on it that a
+/// commit-order reader cannot read yet, and how long the oldest has waited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeCommitOrderStatus {
+    /// `host:port`, or `coordinator`.
+    pub node: String,
+    pub held_back_events: i64,
+    pub held_back_seconds: f64,
 }
 
 #[cfg(test)]

@@ -68,6 +68,14 @@ fn describe() {
         "orders_commit_order_held_back_seconds",
         "Age of the oldest running transaction holding back commit-order readers"
     );
+    metrics::describe_gauge!(
+        "orders_commit_order_node_held_back_events",
+        "On a Citus cluster: committed events born on this node that its commit-order readers cannot read yet"
+    );
+    metrics::describe_gauge!(
+        "orders_commit_order_node_held_back_seconds",
+        "On a Citus cluster: how long the oldest of them has waited"
+    );
     // Projected inline: the read model is never behind the events.
     metrics::gauge!("orders_projector_lag_events").set(0.0);
     metrics::gauge!("orders_projector_lag_seconds").set(0.0);

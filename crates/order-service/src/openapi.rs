@@ -69,6 +69,7 @@ use crate::routes;
         order_api::Readiness,
         order_api::ProjectorStatus,
         order_api::CommitOrderStatus,
+        order_api::NodeCommitOrderStatus,
         order_api::ProblemDocument,
         order_api::ProblemExtensions,
     )),

@@ -9,6 +9,7 @@
 
 use sqlx::PgPool;
 
+use crate::commit_order::{event_placement, EventPlacement};
 use crate::MIGRATOR;
 
 /// The store's state, as `/readyz` reports it.
@@ -28,8 +29,22 @@ pub enum StoreHealth {
 /// Committed events a commit-order reader cannot read yet (from
 /// transactions at or above the snapshot's xmin), and how long the oldest
 /// transaction holding them back has run.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct CommitOrderHoldBack {
+    pub events: i64,
+    pub seconds: f64,
+    /// On a Citus cluster: each node's own (`crate::commit_order`): the
+    /// events born there at or above its xmin, and how long the oldest of
+    /// them has waited. `events` and `seconds` are then their sum and
+    /// their maximum. Empty on a single PostgreSQL.
+    pub nodes: Vec<NodeHoldBack>,
+}
+
+/// One node's share of a cluster's [`CommitOrderHoldBack`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeHoldBack {
+    /// `host:port`, or `coordinator`.
+    pub node: String,
     pub events: i64,
     pub seconds: f64,
 }
@@ -80,12 +95,36 @@ impl StoreProbe {
 
     /// See [`CommitOrderHoldBack`].
     pub async fn commit_order_hold_back(&self) -> Result<CommitOrderHoldBack, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        // On a cluster, each node's xmin is asked through Citus; a role
+        // that may not (or a node that does not answer) leaves the figure
+        // of the coordinator's snapshot, which is what one node reports.
+        if let Ok(EventPlacement::Cluster(nodes)) = event_placement(&mut conn).await {
+            let mut held = CommitOrderHoldBack::default();
+            for node in nodes {
+                let Ok(xmin) = node.xmin else { continue };
+                let (from, to) = node.positions();
+                let row =
+                    sqlx::query_file!("src/sql/held_back_on_node.sql", from, to, xmin.to_string())
+                        .fetch_one(&mut *conn)
+                        .await?;
+                held.events += row.events;
+                held.seconds = held.seconds.max(row.seconds);
+                held.nodes.push(NodeHoldBack {
+                    node: node.node,
+                    events: row.events,
+                    seconds: row.seconds,
+                });
+            }
+            return Ok(held);
+        }
         let row = sqlx::query_file!("src/sql/commit_order_held_back.sql")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *conn)
             .await?;
         Ok(CommitOrderHoldBack {
             events: row.events.unwrap_or(0),
             seconds: row.seconds.unwrap_or(0.0),
+            nodes: Vec::new(),
         })
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use order_api::{CommitOrderStatus, ProjectorStatus, Readiness};
+use order_api::{CommitOrderStatus, NodeCommitOrderStatus, ProjectorStatus, Readiness};
 use order_store::{CommitOrderHoldBack, StoreHealth};
 
 /// The process is alive.
@@ -55,6 +55,7 @@ async fn check(state: &AppState) -> Readiness {
         commit_order: CommitOrderStatus {
             held_back_events: 0,
             held_back_seconds: 0.0,
+            nodes: Vec::new(),
         },
     };
     match state.store.health().await {
@@ -76,16 +77,31 @@ async fn check(state: &AppState) -> Readiness {
             readiness.projector.running = true;
             readiness.commit_order.held_back_events = held.events;
             readiness.commit_order.held_back_seconds = held.seconds;
-            record_hold_back(held);
+            readiness.commit_order.nodes = held
+                .nodes
+                .iter()
+                .map(|n| NodeCommitOrderStatus {
+                    node: n.node.clone(),
+                    held_back_events: n.events,
+                    held_back_seconds: n.seconds,
+                })
+                .collect();
+            record_hold_back(&held);
             readiness.ready = true;
         }
     }
     readiness
 }
 
-fn record_hold_back(held: CommitOrderHoldBack) {
+fn record_hold_back(held: &CommitOrderHoldBack) {
     metrics::gauge!("orders_commit_order_held_back_events").set(held.events as f64);
     metrics::gauge!("orders_commit_order_held_back_seconds").set(held.seconds);
+    for node in &held.nodes {
+        metrics::gauge!("orders_commit_order_node_held_back_events", "node" => node.node.clone())
+            .set(node.events as f64);
+        metrics::gauge!("orders_commit_order_node_held_back_seconds", "node" => node.node.clone())
+            .set(node.seconds);
+    }
 }
 
 /// Prometheus text.
@@ -94,7 +110,7 @@ fn record_hold_back(held: CommitOrderHoldBack) {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     // Refresh the held-back gauges; a database error leaves their last values.
     if let Ok(held) = state.store.commit_order_hold_back().await {
-        record_hold_back(held);
+        record_hold_back(&held);
     }
     state.metrics.run_upkeep();
     (
