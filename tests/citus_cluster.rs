@@ -880,3 +880,64 @@ async fn readiness_reports_the_hold_back_of_each_node() {
         "{readiness}"
     );
 }
+
+/// A worker added to the cluster while the relay runs, and a tenant's
+/// shards moved onto it: the relay finds the new node without a restart
+/// and publishes the events born there (and before, elsewhere) once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_added_under_a_running_relay_has_its_events_published() {
+    let Some(mut cluster) = cluster().await else {
+        return;
+    };
+    let nats = NatsServer::start().await;
+    let (tenants, app) = shop_on_each_worker(&cluster).await;
+    let relay = RelayProcess::start(RELAY, &cluster.url(), &nats.url(), STREAM).await;
+    let running = Arc::new(AtomicBool::new(true));
+    let writers = shoppers("before", &app.base_url, &tenants, 2, &running);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let from = cluster.worker_of(&tenants[0]).await;
+    let added = cluster.add_worker().await;
+    sqlx::query(
+        "SELECT citus_move_shard_placement(\
+           get_shard_id_for_distribution_column('events', $1), \
+           '127.0.0.1', $2, '127.0.0.1', $3)",
+    )
+    .bind(&tenants[0])
+    .bind(i32::from(from))
+    .bind(i32::from(added))
+    .execute(&cluster.pool)
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    running.store(false, Ordering::SeqCst);
+    let mut placed = 0;
+    for writer in writers {
+        placed += writer.await.unwrap();
+    }
+    assert_eq!(cluster.worker_of(&tenants[0]).await, added);
+    let born_there: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events AS e JOIN pg_dist_node AS n \
+           ON n.groupid = (e.position >> 48)::int WHERE n.nodeport = $1",
+    )
+    .bind(i32::from(added))
+    .fetch_one(&cluster.pool)
+    .await
+    .unwrap();
+    assert!(born_there > 0, "checkouts ran on the added worker");
+    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool).await;
+    eventually(
+        Duration::from_secs(10),
+        "/readyz: four nodes, caught up",
+        || async {
+            relay.readiness().await.is_some_and(|(status, r)| {
+                status == 200
+                    && r["lag_events"] == 0
+                    && r["nodes"].as_array().is_some_and(|nodes| nodes.len() == 4)
+            })
+        },
+    )
+    .await;
+    eprintln!(
+        "{placed} checkouts, {born_there} events born on the added worker, {events} events, {messages} messages"
+    );
+}

@@ -103,6 +103,26 @@ impl CitusCluster {
         }
     }
 
+    /// Starts one more worker and adds it to the cluster (it holds no
+    /// shard until one is moved there); answers its port.
+    pub async fn add_worker(&mut self) -> u16 {
+        let worker = OwnCluster::start_with(&SETTINGS);
+        let mut conn = connect(worker.port).await;
+        sqlx::query("CREATE EXTENSION IF NOT EXISTS citus")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        sqlx::query("SELECT citus_add_node('127.0.0.1', $1)")
+            .bind(i32::from(worker.port))
+            .execute(&self.pool)
+            .await
+            .unwrap();
+        let port = worker.port;
+        self.workers.push(worker);
+        port
+    }
+
     fn options_of(port: u16) -> PgConnectOptions {
         PgConnectOptions::new()
             .host("127.0.0.1")
