@@ -6,6 +6,7 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::Connection;
 use store_orders_tests::app::{json, problem, SECRET};
 use store_orders_tests::TestApp;
 
@@ -220,6 +221,32 @@ async fn every_response_carries_a_request_id_echoed_when_the_client_sent_a_sane_
     )
     .await;
     assert_eq!(p["request_id"], "req-401");
+    // Outside the contract's alphabet: replaced, and the replacement (never
+    // the client's) is what the order's event records.
+    app.product("acme", "A", 1_000, 10).await;
+    let odd = "<img/src=x>";
+    let placed = app
+        .request(Method::POST, "/v1/checkout", &app.customer("acme", "c"))
+        .header("idempotency-key", "request-id-check")
+        .header("x-request-id", odd)
+        .json(&serde_json::json!({"lines": [{"sku": "A", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    let replacement = placed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::try_parse(&replacement).is_ok(), "{replacement}");
+    let recorded: String = sqlx::query_scalar(
+        "SELECT metadata->>'request_id' FROM events \
+         WHERE tenant_id = 'acme' AND idempotency_key = 'request-id-check'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, replacement);
 }
 
 #[tokio::test]
@@ -403,4 +430,49 @@ async fn the_openapi_document_is_3_1_and_describes_every_route() {
             "checkout lacks {status}"
         );
     }
+}
+
+/// `/readyz` and `/metrics` answer anyone: their database probe is reused
+/// for up to a second (a flood of probes costs one query a second), so a
+/// change shows within a second, not at once.
+#[tokio::test]
+async fn readiness_reuses_its_database_probe_for_a_second() {
+    let app = TestApp::spawn().await;
+    app.product("acme", "A", 1_000, 100).await;
+    let held = || async {
+        let ready: Value = app
+            .http
+            .get(format!("{}/readyz", app.base_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ready["commit_order"]["held_back_events"].as_i64().unwrap()
+    };
+    let mut long = sqlx::PgConnection::connect_with(&app.db.options())
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut long).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut long)
+        .await
+        .unwrap();
+    app.checkout(
+        &app.customer("acme", "c"),
+        "held",
+        json!({"lines": [{"sku": "A", "quantity": 1}]}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(
+        held().await,
+        1,
+        "one event held back by the open transaction"
+    );
+    sqlx::query("ROLLBACK").execute(&mut long).await.unwrap();
+    assert_eq!(held().await, 1, "the probe of a moment ago, reused");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(held().await, 0, "asked again after a second");
 }

@@ -759,3 +759,46 @@ async fn a_retry_on_a_process_that_never_saw_the_key_is_a_replay() {
     assert_eq!(db.count("SELECT count(*) FROM events").await, events);
     assert_eq!(on_hand(&db.pool, "acme", "A").await, 7);
 }
+
+/// The read side's own guard (`store_orders_tenant_idempotency_key`): even
+/// a writer that bypassed the event store could not give one (tenant, key)
+/// two order rows; another tenant may use the same key, and orders placed
+/// without a key do not collide.
+#[tokio::test]
+async fn the_read_model_refuses_a_second_order_row_for_a_tenants_key() {
+    let db = TestDatabase::new().await;
+    let insert = |tenant: &'static str, number: &'static str, key: Option<&'static str>| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO store_orders (id, tenant_id, order_number, customer_id, \
+                   idempotency_key, status, currency, total, placed_at, updated_at, \
+                   last_event_sequence) \
+                 VALUES (gen_random_uuid(), $1, $2, 'c', $3, 'placed', 'PYG', 1000, now(), now(), 1)",
+            )
+            .bind(tenant)
+            .bind(number)
+            .bind(key)
+            .execute(&pool)
+            .await
+        }
+    };
+    insert("acme", "ORD-1", Some("k-1")).await.unwrap();
+    let refused = insert("acme", "ORD-2", Some("k-1")).await.unwrap_err();
+    let constraint = refused
+        .as_database_error()
+        .and_then(|e| e.constraint().map(str::to_owned));
+    assert_eq!(
+        constraint.as_deref(),
+        Some("store_orders_tenant_idempotency_key"),
+        "{refused}"
+    );
+    insert("zeta", "ORD-1", Some("k-1")).await.unwrap();
+    insert("acme", "ORD-3", None).await.unwrap();
+    insert("acme", "ORD-4", None).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM store_orders")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 4);
+}

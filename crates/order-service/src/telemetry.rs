@@ -39,17 +39,25 @@ pub fn init_tracing(format: LogFormat) {
 /// Longest client-sent request id kept; a longer or odd one is replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// The contract's request id: 1 to 128 characters of `[A-Za-z0-9._:-]`.
+/// Anything else is the client's only: it is replaced, never logged as the
+/// request's id nor stored in an event's metadata (no quotes, slashes or
+/// angle brackets reach an audit trail or a log line).
+fn is_sane_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
 /// Middleware: every request gets an `x-request-id` (the client's when it
 /// sent a sane one, else a fresh UUID), and every response echoes it.
 pub async fn request_id(mut request: Request, next: Next) -> axum::response::Response {
     let sane = request
         .headers()
         .get(order_api::REQUEST_ID)
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= MAX_REQUEST_ID_LEN
-                && v.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b))
-        })
+        .filter(|v| is_sane_request_id(v.as_bytes()))
         .cloned();
     let id = sane.unwrap_or_else(|| {
         HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
@@ -94,5 +102,28 @@ pub fn record_response<B>(response: &Response<B>, latency: Duration, span: &Span
         tracing::warn!("request failed");
     } else {
         tracing::info!("request done");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_sane_request_id;
+
+    #[test]
+    fn it_keeps_request_ids_of_the_contract_alphabet_up_to_128_characters() {
+        assert!(is_sane_request_id(b"trace-abc_1.2:3"));
+        assert!(is_sane_request_id("A".repeat(128).as_bytes()));
+        for odd in [
+            &b""[..],
+            "A".repeat(129).as_bytes(),
+            b"a/b",
+            b"a b",
+            b"<script>",
+            b"quote\"",
+            b"semi;colon",
+            "caf\u{e9}".as_bytes(),
+        ] {
+            assert!(!is_sane_request_id(odd), "{odd:?}");
+        }
     }
 }

@@ -101,7 +101,9 @@ pub use order_queries::{
 pub use order_view::{order_of, status_of};
 pub use postgres_es_reader::postgres_es_event_store;
 pub use shop_event::{DecodeError, RecordedEvent, ShopEvent};
-pub use store_health::{up_migrations, CommitOrderHoldBack, NodeHoldBack, StoreHealth, StoreProbe};
+pub use store_health::{
+    up_migrations, CommitOrderHoldBack, NodeHoldBack, StoreHealth, StoreProbe, HEALTH_REUSED_FOR,
+};
 pub use stream_kind::StreamKind;
 
 /// The schema migrations, embedded: `MIGRATOR.run(&pool)` brings a database

@@ -7,7 +7,11 @@
 //! migration 6), so they change with its migrations; the service asks and
 //! reports, and holds no SQL of its own.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use sqlx::PgPool;
+use tokio::sync::Mutex;
 
 use crate::commit_order::{event_placement, EventPlacement};
 use crate::MIGRATOR;
@@ -49,20 +53,45 @@ pub struct NodeHoldBack {
     pub seconds: f64,
 }
 
-/// Asks the database about the store. Cheap to clone.
+/// How long an answer of [`StoreProbe::health`] is reused.
+pub const HEALTH_REUSED_FOR: Duration = Duration::from_secs(1);
+
+/// Asks the database about the store. Cheap to clone (clones share the
+/// cached health).
 #[derive(Debug, Clone)]
 pub struct StoreProbe {
     pool: PgPool,
+    /// The last health and when it was asked: `/readyz` and `/metrics`
+    /// answer anyone, so a flood of probes costs the database at most one
+    /// probe per [`HEALTH_REUSED_FOR`] (the lock also makes concurrent
+    /// probes wait for the one under way instead of each asking).
+    cached: Arc<Mutex<Option<(Instant, StoreHealth)>>>,
 }
 
 impl StoreProbe {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            cached: Arc::default(),
+        }
+    }
+
+    /// [`Self::probe`], reused for up to [`HEALTH_REUSED_FOR`].
+    pub async fn health(&self) -> StoreHealth {
+        let mut cached = self.cached.lock().await;
+        if let Some((at, health)) = cached.as_ref() {
+            if at.elapsed() < HEALTH_REUSED_FOR {
+                return health.clone();
+            }
+        }
+        let health = self.probe().await;
+        *cached = Some((Instant::now(), health.clone()));
+        health
     }
 
     /// Database, migrations, then the commit-order hold-back, stopping at
-    /// the first that is not well.
-    pub async fn health(&self) -> StoreHealth {
+    /// the first that is not well (asked now).
+    pub async fn probe(&self) -> StoreHealth {
         match self.missing_migrations().await {
             Ok(missing) if missing.len() == up_migrations() => return StoreHealth::NotMigrated,
             Ok(missing) if !missing.is_empty() => {

@@ -59,7 +59,11 @@ async fn check(state: &AppState) -> Readiness {
         },
     };
     match state.store.health().await {
-        StoreHealth::Unreachable(why) => readiness.database = format!("unreachable: {why}"),
+        StoreHealth::Unreachable(why) => {
+            // Why stays in the log: the answer goes to anyone who asks.
+            tracing::warn!(error = %why, "readiness: the database did not answer");
+            readiness.database = "unreachable".into();
+        }
         StoreHealth::NotMigrated => {
             readiness.database = "ok".into();
             readiness.migrations = "not applied: run `order-service migrate`".into();
@@ -108,8 +112,9 @@ fn record_hold_back(held: &CommitOrderHoldBack) {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    // Refresh the held-back gauges; a database error leaves their last values.
-    if let Ok(held) = state.store.commit_order_hold_back().await {
+    // Refresh the held-back gauges (from the probe `/readyz` shares, at
+    // most one a second); a database error leaves their last values.
+    if let StoreHealth::Ready(held) = state.store.health().await {
         record_hold_back(&held);
     }
     state.metrics.run_upkeep();
