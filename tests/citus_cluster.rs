@@ -20,7 +20,6 @@ use futures::future::join_all;
 use order_service::Role;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Connection;
 use store_orders_tests::app::{define_product, serve_over, token_for};
 use store_orders_tests::citus::{citus_installed, CitusCluster};
 use store_orders_tests::fixtures::{as_staff, now};
@@ -822,15 +821,11 @@ async fn readiness_reports_the_hold_back_of_each_node() {
         .iter()
         .find(|w| w.port == held_port)
         .unwrap();
-    let mut open =
-        sqlx::PgConnection::connect(&format!("{}?sslmode=disable", held.url("postgres")))
-            .await
+    let options: sqlx::postgres::PgConnectOptions =
+        format!("{}?sslmode=disable", held.url("postgres"))
+            .parse()
             .unwrap();
-    sqlx::query("BEGIN").execute(&mut open).await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut open)
-        .await
-        .unwrap();
+    let mut open = store_orders_tests::database::open_transaction(&options).await;
     for tenant in &tenants {
         let token = token_for(tenant, "reader", Role::Customer);
         let client = order_client::OrdersClient::new(&app.base_url, &token).unwrap();

@@ -504,12 +504,7 @@ async fn a_long_transaction_holding_back_the_horizon_makes_the_rebuild_wait_and_
     let app = TestApp::spawn().await;
     app.product("acme", "A", 10, 1_000).await;
     // A long transaction with a transaction id, touching nothing of ours.
-    let mut long = PgConnection::connect_with(&app.db.options()).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut long).await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut long)
-        .await
-        .unwrap();
+    let mut long = store_orders_tests::database::open_transaction(&app.db.options()).await;
     let orders = OrderCommands::new(app.db.pool.clone());
     for i in 0..20 {
         orders

@@ -6,7 +6,6 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Connection;
 use store_orders_tests::app::{json, problem, SECRET};
 use store_orders_tests::TestApp;
 
@@ -451,14 +450,7 @@ async fn readiness_reuses_its_database_probe_for_a_second() {
             .unwrap();
         ready["commit_order"]["held_back_events"].as_i64().unwrap()
     };
-    let mut long = sqlx::PgConnection::connect_with(&app.db.options())
-        .await
-        .unwrap();
-    sqlx::query("BEGIN").execute(&mut long).await.unwrap();
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut long)
-        .await
-        .unwrap();
+    let mut long = store_orders_tests::database::open_transaction(&app.db.options()).await;
     app.checkout(
         &app.customer("acme", "c"),
         "held",

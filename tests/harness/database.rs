@@ -142,3 +142,22 @@ async fn ensure_service_role(admin: &PgConnectOptions) {
         })
         .await;
 }
+
+/// A connection inside a transaction that holds a transaction id and stays
+/// open (until ROLLBACK or drop): it holds back commit-order readers, as a
+/// long-running transaction of any application would.
+pub async fn open_transaction(options: &sqlx::postgres::PgConnectOptions) -> sqlx::PgConnection {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect_with(options)
+        .await
+        .expect("connecting for a long transaction");
+    sqlx::query("BEGIN")
+        .execute(&mut conn)
+        .await
+        .expect("BEGIN");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut conn)
+        .await
+        .expect("a transaction id");
+    conn
+}
