@@ -410,3 +410,63 @@ fn arbitrary_bytes_and_json_never_get_a_5xx_and_errors_are_problems() {
     drop(app);
     runtime.block_on(async move { drop(db) });
 }
+
+/// Writes `request` on a fresh connection to the service and reads what
+/// comes back until the server closes it or stays silent for a second.
+async fn over_a_socket(address: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    // The server may answer (and close) before taking all of it.
+    let _ = socket.write_all(request).await;
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), socket.read(&mut buffer))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+/// An answer given before the request's body was read (a 413 for a body
+/// over the limit, a 401 before a checkout's body) says `Connection:
+/// close`, so that a keep-alive client does not send its next request on a
+/// connection the server is closing; an answer after the whole body keeps
+/// the connection open for the next request.
+#[tokio::test]
+async fn an_answer_before_the_body_was_read_says_the_connection_closes() {
+    let app = store_orders_tests::TestApp::spawn().await;
+    app.product("acme", "A", 1_000, 10).await;
+    let token = app.customer("acme", "c");
+    let head = |length: usize, auth: &str| {
+        format!(
+            "POST /v1/checkout HTTP/1.1\r\nhost: shop\r\n{auth}idempotency-key: k-{length}\r\n\
+             content-type: application/json\r\ncontent-length: {length}\r\n\r\n"
+        )
+    };
+    let mut oversized =
+        head(1024 * 1024, &format!("authorization: Bearer {token}\r\n")).into_bytes();
+    oversized.extend(std::iter::repeat_n(b'x', 100 * 1024));
+    let answer = over_a_socket(app.address, &oversized).await;
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    let body = r#"{"lines":[{"sku":"A","quantity":1}]}"#;
+    let mut unauthenticated = head(body.len(), "").into_bytes();
+    unauthenticated.extend_from_slice(body.as_bytes());
+    let answer = over_a_socket(app.address, &unauthenticated).await;
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    // Read whole: the connection serves a next request.
+    let mut two = head(body.len(), &format!("authorization: Bearer {token}\r\n")).into_bytes();
+    two.extend_from_slice(body.as_bytes());
+    two.extend_from_slice(b"GET /healthz HTTP/1.1\r\nhost: shop\r\n\r\n");
+    let answer = over_a_socket(app.address, &two).await;
+    assert!(answer.starts_with("http/1.1 201"), "{answer}");
+    assert!(!answer.contains("connection: close"), "{answer}");
+    assert_eq!(answer.matches("http/1.1 ").count(), 2, "{answer}");
+}

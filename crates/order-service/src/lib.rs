@@ -15,7 +15,8 @@
 //! - `extract.rs`: extractors whose failures name the offending field.
 //! - `problem.rs`: every error answer is an RFC 9457 problem.
 //! - `server.rs`: accepting connections: header and idle timeouts, a
-//!   connection limit, graceful drain.
+//!   connection limit, graceful drain; `connection.rs`: `Connection:
+//!   close` on an answer given before the request's body was read.
 //! - `cursor.rs`: page cursors sealed with an HMAC: only our own come back.
 //! - `telemetry.rs`, `metrics.rs`: request ids, spans, Prometheus.
 //! - `openapi.rs`: the generated OpenAPI 3.1 document, refined to what the
@@ -29,6 +30,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+mod connection;
 pub mod cursor;
 pub mod extract;
 pub mod metrics;
@@ -115,6 +117,7 @@ pub fn with_middleware(routes: Router, request_timeout: Duration) -> Router {
     // error.
     routes.layer(
         ServiceBuilder::new()
+            .layer(middleware::from_fn(connection::close_when_body_unread))
             .layer(middleware::from_fn(telemetry::request_id))
             .layer(
                 TraceLayer::new_for_http()
