@@ -337,3 +337,54 @@ async fn the_services_sessions_time_out_statements_and_idle_transactions() {
     .unwrap();
     assert_eq!((statement.as_str(), idle.as_str()), ("1500ms", "1500ms"));
 }
+
+/// The JWT secret never travels on a command line (the process list shows
+/// those): `--jwt-secret` is refused; it comes from ORDERS_JWT_SECRET or
+/// from the file ORDERS_JWT_SECRET_FILE names (a trailing newline ignored);
+/// with neither, a clear error.
+#[test]
+fn the_jwt_secret_comes_from_the_environment_or_a_file_never_an_argument() {
+    let service = env!("CARGO_BIN_EXE_order-service-under-test");
+    let secret = "file-secret-file-secret-file-secret-0123";
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(service);
+        command
+            .args(["token", "--tenant", "acme", "--sub", "c"])
+            .args(args)
+            .env_remove("ORDERS_JWT_SECRET")
+            .env_remove("ORDERS_JWT_SECRET_FILE");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let refused = run(&["--jwt-secret", secret], &[]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--jwt-secret"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let missing = run(&[], &[]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("ORDERS_JWT_SECRET_FILE"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let file = std::env::temp_dir().join(format!("jwt-secret-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let minted = run(&[], &[("ORDERS_JWT_SECRET_FILE", file.to_str().unwrap())]);
+    std::fs::remove_file(&file).ok();
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let token = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    let keys = order_service::JwtKeys::new(secret.as_bytes()).unwrap();
+    let claims = keys.verify(&token).unwrap();
+    assert_eq!(claims.sub, "c");
+    let from_env = run(&[], &[("ORDERS_JWT_SECRET", secret)]);
+    assert!(from_env.status.success());
+}

@@ -117,11 +117,38 @@ struct ServeArgs {
     migration_database_url: Option<String>,
 }
 
+/// Where the HS256 secret (at least 32 bytes) comes from: the environment
+/// (`ORDERS_JWT_SECRET`) or a file (`ORDERS_JWT_SECRET_FILE`, e.g. a
+/// mounted secret; one trailing newline ignored). Never a command-line
+/// argument: anyone on the machine can read those in the process list.
 #[derive(Debug, Args)]
 struct SecretArgs {
-    /// HS256 secret, at least 32 bytes.
-    #[arg(long = "jwt-secret", env = "ORDERS_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: String,
+    /// A file holding the HS256 secret (else ORDERS_JWT_SECRET is read).
+    #[arg(long = "jwt-secret-file", env = "ORDERS_JWT_SECRET_FILE")]
+    jwt_secret_file: Option<std::path::PathBuf>,
+}
+
+impl SecretArgs {
+    /// The signing keys, from the file or the environment.
+    fn keys(&self) -> anyhow::Result<crate::JwtKeys> {
+        let secret = match &self.jwt_secret_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading the JWT secret from {} (ORDERS_JWT_SECRET_FILE)", path.display())
+                })?;
+                text.strip_suffix('\n')
+                    .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                    .unwrap_or(&text)
+                    .to_owned()
+            }
+            None => std::env::var("ORDERS_JWT_SECRET").map_err(|_| {
+                anyhow::anyhow!(
+                    "no JWT secret: set ORDERS_JWT_SECRET (at least 32 bytes) or ORDERS_JWT_SECRET_FILE"
+                )
+            })?,
+        };
+        ServeConfig::jwt_keys(&secret).context("the JWT secret is unusable")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -165,8 +192,7 @@ where
             let config = ServeConfig {
                 bind: args.bind,
                 database: database_config(cli.database_url, &args)?,
-                keys: ServeConfig::jwt_keys(&args.secret.jwt_secret)
-                    .context("ORDERS_JWT_SECRET is unusable")?,
+                keys: args.secret.keys()?,
                 request_timeout: args.request_timeout,
                 shutdown_grace: args.shutdown_grace,
                 migrate_on_start: !args.skip_migrations,
@@ -192,8 +218,7 @@ where
             distribute(&url).await
         }
         Command::Token(args) => {
-            let keys = ServeConfig::jwt_keys(&args.secret.jwt_secret)
-                .context("ORDERS_JWT_SECRET is unusable")?;
+            let keys = args.secret.keys()?;
             let tenant = TenantId::try_from(args.tenant.as_str()).context("--tenant")?;
             let role = match args.role {
                 RoleArg::Customer => Role::Customer,
