@@ -37,6 +37,14 @@ pub struct Claims {
     pub iat: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// Who issued the token: required and checked when the service is
+    /// configured with an issuer (`ORDERS_JWT_ISSUER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Whom the token is for: required and checked when the service is
+    /// configured with an audience (`ORDERS_JWT_AUDIENCE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
 }
 
 /// The HS256 keys. Only HS256 is accepted: a token whose header names another
@@ -48,6 +56,8 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     cursors: CursorSeal,
+    issuer: Option<String>,
+    audience: Option<String>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -78,7 +88,32 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             cursors: CursorSeal::new(secret),
+            issuer: None,
+            audience: None,
         })
+    }
+
+    /// These keys, requiring (and minting) `iss` and `aud`: where another
+    /// system also issues HS256 tokens with the same secret, or the secret
+    /// serves several services, a token meant for another one is refused.
+    pub fn with_issuer_and_audience(
+        mut self,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &issuer {
+            self.validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = &audience {
+            self.validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        self.validation.set_required_spec_claims(&required);
+        self.issuer = issuer;
+        self.audience = audience;
+        self
     }
 
     /// The seal of page cursors, keyed by the same secret.
@@ -102,6 +137,8 @@ impl JwtKeys {
             exp: (now + ttl).timestamp(),
             iat: Some(now.timestamp()),
             nbf: None,
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
@@ -218,5 +255,53 @@ where
             subject: claims.sub,
             role: claims.role,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"unit-secret-unit-secret-unit-secret-0123";
+
+    fn tenant() -> TenantId {
+        TenantId::try_from("acme").unwrap()
+    }
+
+    #[test]
+    fn it_refuses_tokens_of_another_issuer_or_audience_when_configured() {
+        let checked = || {
+            JwtKeys::new(SECRET).unwrap().with_issuer_and_audience(
+                Some("https://id.shop".into()),
+                Some("store-orders".into()),
+            )
+        };
+        let plain = JwtKeys::new(SECRET).unwrap();
+        let hour = Duration::hours(1);
+        let without = plain.mint(&tenant(), "c", Role::Customer, hour).unwrap();
+        assert!(checked().verify(&without).is_err(), "no iss, no aud");
+        let other_audience = JwtKeys::new(SECRET)
+            .unwrap()
+            .with_issuer_and_audience(Some("https://id.shop".into()), Some("billing".into()))
+            .mint(&tenant(), "c", Role::Customer, hour)
+            .unwrap();
+        assert!(
+            checked().verify(&other_audience).is_err(),
+            "another audience"
+        );
+        let other_issuer = JwtKeys::new(SECRET)
+            .unwrap()
+            .with_issuer_and_audience(Some("https://evil".into()), Some("store-orders".into()))
+            .mint(&tenant(), "c", Role::Customer, hour)
+            .unwrap();
+        assert!(checked().verify(&other_issuer).is_err(), "another issuer");
+        let right = checked()
+            .mint(&tenant(), "c", Role::Customer, hour)
+            .unwrap();
+        let claims = checked().verify(&right).unwrap();
+        assert_eq!(claims.iss.as_deref(), Some("https://id.shop"));
+        assert_eq!(claims.aud.as_deref(), Some("store-orders"));
+        // Unconfigured, tokens without them are read as before.
+        assert!(plain.verify(&without).is_ok());
     }
 }

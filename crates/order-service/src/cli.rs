@@ -126,6 +126,12 @@ struct SecretArgs {
     /// A file holding the HS256 secret (else ORDERS_JWT_SECRET is read).
     #[arg(long = "jwt-secret-file", env = "ORDERS_JWT_SECRET_FILE")]
     jwt_secret_file: Option<std::path::PathBuf>,
+    /// Require (and mint) this `iss` claim.
+    #[arg(long = "jwt-issuer", env = "ORDERS_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Require (and mint) this `aud` claim.
+    #[arg(long = "jwt-audience", env = "ORDERS_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
 }
 
 impl SecretArgs {
@@ -147,7 +153,9 @@ impl SecretArgs {
                 )
             })?,
         };
-        ServeConfig::jwt_keys(&secret).context("the JWT secret is unusable")
+        Ok(ServeConfig::jwt_keys(&secret)
+            .context("the JWT secret is unusable")?
+            .with_issuer_and_audience(self.jwt_issuer.clone(), self.jwt_audience.clone()))
     }
 }
 
