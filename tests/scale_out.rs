@@ -117,19 +117,28 @@ async fn three_replicas(db: &TestDatabase) -> Vec<ServiceProcess> {
     .await
 }
 
+/// Waits until every replica answers `/readyz` with 200; fails the test,
+/// naming the replica, after 10 seconds.
 async fn ready(replicas: &[ServiceProcess]) {
     let http = reqwest::Client::new();
     for replica in replicas {
+        let mut ready = false;
         for _ in 0..200 {
             let answer = http
                 .get(format!("{}/readyz", replica.base_url()))
                 .send()
                 .await;
             if answer.is_ok_and(|a| a.status() == StatusCode::OK) {
+                ready = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        assert!(
+            ready,
+            "{} never became ready within 10 s",
+            replica.base_url()
+        );
     }
 }
 
