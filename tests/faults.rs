@@ -218,9 +218,15 @@ async fn a_database_crash_loses_no_acknowledged_order_and_the_service_recovers_b
         let answer = http.get(format!("{base}/readyz")).send().await.unwrap();
         let status = answer.status();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            // Why the database failed is for the log, not for anyone who asks.
+            // Why the database failed is for the log, not for anyone who
+            // asks: the readiness report says "unreachable" and no more (or,
+            // on a machine too loaded to answer in the request's budget,
+            // the timeout problem).
             let body: serde_json::Value = answer.json().await.unwrap();
-            assert_eq!(body["database"], "unreachable", "{body}");
+            assert!(
+                body["database"] == "unreachable" || body["type"] == "/problems/timeout",
+                "{body}"
+            );
         }
         ready_during_outage.push((status, sent.elapsed()));
         tokio::time::sleep(Duration::from_millis(150)).await;

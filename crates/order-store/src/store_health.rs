@@ -56,6 +56,10 @@ pub struct NodeHoldBack {
 /// How long an answer of [`StoreProbe::health`] is reused.
 pub const HEALTH_REUSED_FOR: Duration = Duration::from_secs(1);
 
+/// Longest wait for the database in [`StoreProbe::health`]: past it, the
+/// store is reported unreachable (well within a request's time budget).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Asks the database about the store. Cheap to clone (clones share the
 /// cached health).
 #[derive(Debug, Clone)]
@@ -84,7 +88,16 @@ impl StoreProbe {
                 return health.clone();
             }
         }
-        let health = self.probe().await;
+        // A database that does not answer must not hold every prober (they
+        // wait on the lock) for longer than this.
+        let health = tokio::time::timeout(PROBE_TIMEOUT, self.probe())
+            .await
+            .unwrap_or_else(|_| {
+                StoreHealth::Unreachable(format!(
+                    "no answer within {} ms",
+                    PROBE_TIMEOUT.as_millis()
+                ))
+            });
         *cached = Some((Instant::now(), health.clone()));
         health
     }
