@@ -574,17 +574,7 @@ async fn the_relay_publishes_every_event_once_through_kills_and_a_shard_move() {
     .fetch_all(&cluster.pool)
     .await
     .unwrap();
-    sqlx::query(
-        "SELECT citus_move_shard_placement(\
-           get_shard_id_for_distribution_column('events', $1), \
-           '127.0.0.1', $2, '127.0.0.1', $3)",
-    )
-    .bind(&tenants[0])
-    .bind(i32::from(from))
-    .bind(i32::from(to))
-    .execute(&cluster.pool)
-    .await
-    .unwrap();
+    cluster.move_tenant(&tenants[0], from, to).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     running.store(false, Ordering::SeqCst);
     for writer in writers {
@@ -899,17 +889,7 @@ async fn a_worker_added_under_a_running_relay_has_its_events_published() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let from = cluster.worker_of(&tenants[0]).await;
     let added = cluster.add_worker().await;
-    sqlx::query(
-        "SELECT citus_move_shard_placement(\
-           get_shard_id_for_distribution_column('events', $1), \
-           '127.0.0.1', $2, '127.0.0.1', $3)",
-    )
-    .bind(&tenants[0])
-    .bind(i32::from(from))
-    .bind(i32::from(added))
-    .execute(&cluster.pool)
-    .await
-    .unwrap();
+    cluster.move_tenant(&tenants[0], from, added).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     running.store(false, Ordering::SeqCst);
     let mut placed = 0;

@@ -158,6 +158,22 @@ impl CitusCluster {
         u16::try_from(port).unwrap()
     }
 
+    /// Moves `tenant`'s shards (and their colocated ones) from the worker
+    /// on port `from` to the one on `to`, online (Citus' default transfer).
+    pub async fn move_tenant(&self, tenant: &str, from: u16, to: u16) {
+        sqlx::query(
+            "SELECT citus_move_shard_placement(\
+               get_shard_id_for_distribution_column('events', $1), \
+               '127.0.0.1', $2, '127.0.0.1', $3)",
+        )
+        .bind(tenant)
+        .bind(i32::from(from))
+        .bind(i32::from(to))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     /// Tenants whose shards are on different workers: one per worker.
     pub async fn tenants_on_each_worker(&self) -> Vec<String> {
         let mut found: Vec<(u16, String)> = Vec::new();
