@@ -615,7 +615,7 @@ async fn the_relay_publishes_every_event_once_through_kills_and_a_shard_move() {
         &[("ORDERS_RELAY_BATCH", "20")],
     )
     .await;
-    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool).await;
+    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool, &relay).await;
     eventually(
         Duration::from_secs(10),
         "/readyz: every node caught up",
@@ -693,7 +693,7 @@ async fn a_live_single_node_store_moves_onto_the_cluster_and_the_relay_goes_on()
         born_on_workers > 0,
         "checkouts after distribute ran on the workers"
     );
-    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool).await;
+    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool, &relay).await;
     eventually(Duration::from_secs(10), "/readyz: caught up", || async {
         relay
             .readiness()
@@ -906,7 +906,7 @@ async fn a_worker_added_under_a_running_relay_has_its_events_published() {
     .await
     .unwrap();
     assert!(born_there > 0, "checkouts ran on the added worker");
-    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool).await;
+    let (events, messages) = every_event_published_once(&nats, STREAM, &cluster.pool, &relay).await;
     eventually(
         Duration::from_secs(10),
         "/readyz: four nodes, caught up",

@@ -145,11 +145,13 @@ impl Drop for NatsServer {
     }
 }
 
-/// `order-service relay` as a process.
+/// `order-service relay` as a process, its log kept in a file of its own
+/// (removed with it) so that a failing test can show what the relay did.
 #[derive(Debug)]
 pub struct RelayProcess {
     child: Child,
     pub status_port: u16,
+    log: PathBuf,
 }
 
 impl RelayProcess {
@@ -167,6 +169,11 @@ impl RelayProcess {
         env: &[(&str, &str)],
     ) -> Self {
         let status_port = free_port();
+        let log = std::env::temp_dir().join(format!(
+            "store-orders-relay-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let stderr = std::fs::File::create(&log).unwrap();
         let child = Command::new(binary)
             .arg("relay")
             .envs(env.iter().copied())
@@ -174,13 +181,24 @@ impl RelayProcess {
             .env("NATS_URL", nats_url)
             .env("ORDERS_RELAY_STREAM", stream)
             .env("ORDERS_RELAY_BIND", format!("127.0.0.1:{status_port}"))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("the relay starts");
-        Self { child, status_port }
+        Self {
+            child,
+            status_port,
+            log,
+        }
+    }
+
+    /// The last `lines` lines the relay logged.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// `/readyz` of the relay, once it answers.
@@ -196,6 +214,13 @@ impl RelayProcess {
     /// SIGKILL.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -262,20 +287,56 @@ pub fn assert_one_message_per_event_in_stream_order(
     }
 }
 
-/// Waits (up to a minute) until `stream` holds as many messages as the
-/// store has events, then asserts one message per event, each stream in
-/// order; answers how many events and messages there are.
+/// Waits until `stream` holds as many messages as the store has events,
+/// then asserts one message per event, each stream in order; answers how
+/// many events and messages there are. Gives up when a minute passes
+/// without a new message (a stuck relay), or after five minutes in all: a
+/// slow relay on a loaded machine is not a stuck one (a cluster's reads
+/// take several round trips each). On giving up it says what is missing,
+/// what `relay` reports and what it logged.
 pub async fn every_event_published_once(
     nats: &NatsServer,
     stream: &str,
     pool: &sqlx::PgPool,
+    relay: &RelayProcess,
 ) -> (usize, usize) {
     let events = stored_event_ids(pool).await;
-    eventually(Duration::from_secs(60), "every event published", || async {
-        nats.messages(stream).await.len() >= events.len()
-    })
-    .await;
-    let messages = nats.messages(stream).await;
+    let (stalled, overall) = (Duration::from_secs(60), Duration::from_secs(300));
+    let started = Instant::now();
+    let mut progressed = Instant::now();
+    let mut messages = nats.messages(stream).await;
+    while messages.len() < events.len() {
+        if progressed.elapsed() > stalled || started.elapsed() > overall {
+            let published: HashSet<&str> = messages.iter().map(|(_, id, _)| id.as_str()).collect();
+            let missing: Vec<&String> = events
+                .iter()
+                .filter(|id| !published.contains(id.as_str()))
+                .take(5)
+                .collect();
+            panic!(
+                "every event published: not after {:?} ({:?} without a new message): \
+                 {} events, {} messages, missing (first 5) {missing:?}\n\
+                 relay /readyz: {:?}\nrelay log:\n{}",
+                started.elapsed(),
+                progressed.elapsed(),
+                events.len(),
+                messages.len(),
+                relay.readiness().await,
+                relay.log_tail(40)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = nats.messages(stream).await;
+        if now.len() > messages.len() {
+            progressed = Instant::now();
+        }
+        messages = now;
+    }
+    eprintln!(
+        "{} events published in {:.1} s",
+        events.len(),
+        started.elapsed().as_secs_f64()
+    );
     assert_one_message_per_event_in_stream_order(&events, &messages);
     (events.len(), messages.len())
 }

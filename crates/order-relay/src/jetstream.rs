@@ -1,9 +1,10 @@
 //! JetStream: the stream the relay publishes into, and pipelined, ordered,
 //! de-duplicated publishing.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::context::{Publish, PublishErrorKind};
+use async_nats::jetstream::context::Publish;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::Context;
 use futures::future::join_all;
@@ -67,28 +68,63 @@ pub async fn ensure_stream(
     Ok(())
 }
 
-/// Publishes `events` in order and waits for every acknowledgement.
+/// Publishes `events` and waits for every acknowledgement, each stream's
+/// events in order.
 ///
-/// Pipelined: all are sent, then all acknowledgements awaited. Ordered even
-/// across a broker reconnect: each message after the first names the one
-/// before it (`Nats-Expected-Last-Msg-Id`), so JetStream refuses a message
-/// whose predecessor was lost in flight, instead of storing it out of
-/// order; the caller then publishes the batch again. The first message's
-/// predecessor was acknowledged in an earlier batch. Republished messages
-/// are dropped by de-duplication on `Nats-Msg-Id` (which JetStream checks
-/// first), so a retried batch stores each event once.
+/// In rounds: the first round holds the first event of each stream in the
+/// batch, the second the second, and so on, each round in commit order.
+/// A round is pipelined (all sent, then all acknowledgements awaited) and
+/// the next is sent only once every message of it is acknowledged. So a
+/// stream's next event never leaves before its previous one is stored,
+/// whatever is lost in flight or reordered by a reconnect: a message
+/// lost in flight fails its round, and the caller publishes the batch
+/// again. Nothing ties a message to what else is in the stream, so
+/// relays of different nodes or databases publishing into one stream
+/// never block each other (the stream-wide `Nats-Expected-Last-Msg-Id`
+/// chain this replaces could refuse a batch for ever once a republished
+/// batch's stored part ended in the middle of it). Republished messages
+/// are dropped by de-duplication on `Nats-Msg-Id`, so a retried batch
+/// stores each event once. Batches of distinct streams (the common case)
+/// are one round.
 pub async fn publish_in_order(
     jetstream: &Context,
     events: &[OutboxEvent],
 ) -> Result<Published, PublishFailure> {
-    let mut pending = Vec::with_capacity(events.len());
-    let mut previous: Option<String> = None;
+    let mut published = Published::default();
+    for round in rounds(events) {
+        let done = publish_round(jetstream, &round).await?;
+        published.stored += done.stored;
+        published.duplicates += done.duplicates;
+    }
+    Ok(published)
+}
+
+/// `events` split into rounds: round `n` holds the `n`-th event of each
+/// stream in the batch, in the batch's order.
+fn rounds(events: &[OutboxEvent]) -> Vec<Vec<&OutboxEvent>> {
+    let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(events.len());
+    let mut rounds: Vec<Vec<&OutboxEvent>> = Vec::new();
     for event in events {
-        let id = event.message_id();
-        let mut publish = Publish::build().payload(event.envelope()?).message_id(&id);
-        if let Some(previous) = &previous {
-            publish = publish.expected_last_message_id(previous);
+        let earlier = seen.entry(event.stream()).or_insert(0);
+        if rounds.len() <= *earlier {
+            rounds.push(Vec::new());
         }
+        rounds[*earlier].push(event);
+        *earlier += 1;
+    }
+    rounds
+}
+
+/// Sends every message of a round, then awaits every acknowledgement.
+async fn publish_round(
+    jetstream: &Context,
+    events: &[&OutboxEvent],
+) -> Result<Published, PublishFailure> {
+    let mut pending = Vec::with_capacity(events.len());
+    for event in events {
+        let publish = Publish::build()
+            .payload(event.envelope()?)
+            .message_id(event.message_id());
         let sent = jetstream
             .send_publish(event.subject(), publish)
             .await
@@ -97,7 +133,6 @@ pub async fn publish_in_order(
                 reason: e.to_string(),
             })?;
         pending.push((event.cursor().position, sent));
-        previous = Some(id);
     }
     let acks = join_all(
         pending
@@ -111,16 +146,44 @@ pub async fn publish_in_order(
             Ok(ack) if ack.duplicate => published.duplicates += 1,
             Ok(_) => published.stored += 1,
             Err(e) => {
-                let reason = match e.kind() {
-                    PublishErrorKind::WrongLastMessageId => {
-                        "its predecessor did not reach the stream (the batch is published again)"
-                            .to_owned()
-                    }
-                    _ => e.to_string(),
-                };
-                return Err(PublishFailure::NotAcknowledged { position, reason });
+                return Err(PublishFailure::NotAcknowledged {
+                    position,
+                    reason: e.to_string(),
+                })
             }
         }
     }
     Ok(published)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_holds_one_event_per_stream_and_each_stream_keeps_its_order() {
+        // Commit order: a1, b1, a2, c1 (another tenant's order "a"), a3, b2.
+        let batch = [
+            OutboxEvent::of_order("shop", "a", 1, 1),
+            OutboxEvent::of_order("shop", "b", 1, 2),
+            OutboxEvent::of_order("shop", "a", 2, 3),
+            OutboxEvent::of_order("other", "a", 1, 4),
+            OutboxEvent::of_order("shop", "a", 3, 5),
+            OutboxEvent::of_order("shop", "b", 2, 6),
+        ];
+        let positions: Vec<Vec<i64>> = rounds(&batch)
+            .iter()
+            .map(|round| round.iter().map(|e| e.cursor().position).collect())
+            .collect();
+        assert_eq!(positions, [vec![1, 2, 4], vec![3, 6], vec![5]]);
+    }
+
+    #[test]
+    fn a_batch_of_distinct_streams_is_one_round() {
+        let batch: Vec<OutboxEvent> = (1..=50)
+            .map(|i| OutboxEvent::of_order("shop", &format!("order-{i}"), 1, i))
+            .collect();
+        assert_eq!(rounds(&batch).len(), 1);
+        assert!(rounds(&[]).is_empty());
+    }
 }

@@ -77,6 +77,31 @@ impl OutboxEvent {
         })
     }
 
+    /// An order's event, for the relay's unit tests.
+    #[cfg(test)]
+    pub(crate) fn of_order(tenant: &str, order: &str, sequence: i64, position: i64) -> Self {
+        Self {
+            xid: 10,
+            position,
+            tenant_id: tenant.into(),
+            aggregate_type: "Order".into(),
+            aggregate_id: order.into(),
+            sequence,
+            event_type: "OrderPaid".into(),
+            event_version: "1".into(),
+            payload: "{}".into(),
+            metadata: "{}".into(),
+            recorded_at: DateTime::<Utc>::UNIX_EPOCH,
+            previous_xid: None,
+            previous_position: None,
+        }
+    }
+
+    /// The stream (aggregate) the event belongs to: its tenant, type and id.
+    pub fn stream(&self) -> (&str, &str, &str) {
+        (&self.tenant_id, &self.aggregate_type, &self.aggregate_id)
+    }
+
     /// The stream's kind as it appears in subjects and message ids:
     /// `order`, `product`, `stock_adjustment`.
     fn kind(&self) -> String {
