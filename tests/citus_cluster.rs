@@ -23,7 +23,9 @@ use serde_json::{json, Value};
 use store_orders_tests::app::{define_product, serve_over, token_for};
 use store_orders_tests::citus::{citus_installed, CitusCluster};
 use store_orders_tests::fixtures::{as_staff, now};
-use store_orders_tests::nats::{eventually, every_event_published_once, NatsServer, RelayProcess};
+use store_orders_tests::nats::{
+    eventually, every_event_published_once, stored_event_ids, NatsServer, RelayProcess,
+};
 
 const RELAY: &str = env!("CARGO_BIN_EXE_order-service-under-test");
 const STREAM: &str = "ORDER_EVENTS";
@@ -871,6 +873,173 @@ async fn readiness_reports_the_hold_back_of_each_node() {
         },
     )
     .await;
+}
+
+/// Citus group id of the worker on `port`.
+async fn group_of_worker(cluster: &CitusCluster, port: u16) -> i32 {
+    sqlx::query_scalar("SELECT groupid FROM pg_dist_node WHERE nodeport = $1")
+        .bind(i32::from(port))
+        .fetch_one(&cluster.pool)
+        .await
+        .unwrap()
+}
+
+/// Message ids (as the relay names them) of the events born on `group`.
+async fn born_on(cluster: &CitusCluster, group: i32) -> Vec<String> {
+    let (first, past) = order_store::commit_order::positions_of_group(group);
+    let all = stored_event_ids(&cluster.pool).await;
+    let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
+        .fetch_all(&cluster.pool)
+        .await
+        .unwrap();
+    all.into_iter()
+        .zip(positions)
+        .filter(|(_, position)| (first..past).contains(position))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// One relay per node (`ORDERS_RELAY_GROUPS`), all into one stream: each
+/// publishes the events born on its node; with one of them stopped, the
+/// others go on publishing theirs; streams continued on another node
+/// (a shard move while a node's relay is down) wait for the stopped
+/// relay's events and none is published before its predecessor; once it
+/// is back, every event once. A relay for every node started beside them
+/// stands by: each node has one leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_per_node_publishes_into_one_stream_and_none_waits_for_a_stopped_one() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    let nats = NatsServer::start().await;
+    let (tenants, app) = shop_on_each_worker(&cluster).await;
+    let from = cluster.worker_of(&tenants[0]).await;
+    let to = cluster.worker_of(&tenants[1]).await;
+    let (group_from, group_to) = (
+        group_of_worker(&cluster, from).await,
+        group_of_worker(&cluster, to).await,
+    );
+    let start = |group: i32| {
+        let (url, nats_url) = (cluster.url(), nats.url());
+        async move {
+            RelayProcess::start_with(
+                RELAY,
+                &url,
+                &nats_url,
+                STREAM,
+                &[("ORDERS_RELAY_GROUPS", &group.to_string())],
+            )
+            .await
+        }
+    };
+    let coordinator = start(0).await;
+    let mut relay_from = start(group_from).await;
+    let relay_to = start(group_to).await;
+    let running = Arc::new(AtomicBool::new(true));
+    let writers = shoppers("w", &app.base_url, &tenants, 4, &running);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    relay_from.kill().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    running.store(false, Ordering::SeqCst);
+    let mut placed = 0;
+    for writer in writers {
+        placed += writer.await.unwrap();
+    }
+    // The first worker's relay is down: the second's events all go out.
+    let born_on_to = born_on(&cluster, group_to).await;
+    eventually(
+        Duration::from_secs(30),
+        "every event born on the second worker published, the first's relay down",
+        || async {
+            let published = nats.message_ids(STREAM).await;
+            born_on_to.iter().all(|id| published.contains(id))
+        },
+    )
+    .await;
+    let published = nats.message_ids(STREAM).await;
+    let unpublished_from: Vec<String> = born_on(&cluster, group_from)
+        .await
+        .into_iter()
+        .filter(|id| !published.contains(id))
+        .collect();
+    assert!(
+        !unpublished_from.is_empty(),
+        "orders born on the first worker after its relay stopped wait for it"
+    );
+    // Those orders' streams continue on the second worker: the tenant's
+    // shards move there and up to 50 of them are paid.
+    cluster.move_tenant(&tenants[0], from, to).await;
+    let commands = order_store::OrderCommands::new(cluster.pool.clone());
+    let mut paid = Vec::new();
+    for id in unpublished_from
+        .iter()
+        .filter(|id| id.contains("/order/") && id.ends_with("/1"))
+        .take(50)
+    {
+        let order: uuid::Uuid = id.split('/').nth(2).unwrap().parse().unwrap();
+        commands
+            .mark_paid(
+                &as_staff(&tenants[0]),
+                order_domain::OrderId::from(order),
+                now(),
+            )
+            .await
+            .unwrap();
+        paid.push(format!("{}/2", id.trim_end_matches("/1")));
+    }
+    assert!(!paid.is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let published = nats.message_ids(STREAM).await;
+    assert!(
+        paid.iter().all(|id| !published.contains(id)),
+        "a payment born on the second worker waits for its order, born on the first"
+    );
+    let relay_from = start(group_from).await;
+    let (events, messages) =
+        every_event_published_once(&nats, STREAM, &cluster.pool, &relay_from).await;
+    // A relay for every node, started now, finds each led: it stands by
+    // (it would have taken the first worker's while its relay was down).
+    let every_node = RelayProcess::start(RELAY, &cluster.url(), &nats.url(), STREAM).await;
+    eventually(
+        Duration::from_secs(15),
+        "the relay for every node stands by",
+        || async {
+            every_node
+                .readiness()
+                .await
+                .is_some_and(|(status, r)| status == 503 && r["role"] == "standby")
+        },
+    )
+    .await;
+    for (relay, node) in [
+        (&coordinator, 0),
+        (&relay_from, group_from),
+        (&relay_to, group_to),
+    ] {
+        let checkpoint = if node == 0 {
+            STREAM.to_owned()
+        } else {
+            format!("{STREAM}@group{node}")
+        };
+        eventually(
+            Duration::from_secs(10),
+            "each relay leads its node, caught up",
+            || async {
+                relay.readiness().await.is_some_and(|(status, r)| {
+                    status == 200
+                        && r["lag_events"] == 0
+                        && r["nodes"].as_array().is_some_and(|nodes| {
+                            nodes.len() == 1 && nodes[0]["checkpoint"] == checkpoint.as_str()
+                        })
+                })
+            },
+        )
+        .await;
+    }
+    eprintln!(
+        "{placed} checkouts, {events} events, {messages} messages, {} paid after the move, by three relays",
+        paid.len()
+    );
 }
 
 /// A worker added to the cluster while the relay runs, and a tenant's

@@ -483,6 +483,8 @@ async fn the_relay_refuses_bad_configuration_with_a_clear_message_and_a_failure_
             "ORDERS_RELAY_STREAM",
         ),
         ("ORDERS_RELAY_BIND", "nowhere", "--bind"),
+        ("ORDERS_RELAY_GROUPS", "1,two", "--groups"),
+        ("ORDERS_RELAY_GROUPS", "-1", "--groups"),
     ] {
         let mut command = tokio::process::Command::new(SERVICE);
         command

@@ -136,6 +136,17 @@ impl NatsServer {
     }
 }
 
+impl NatsServer {
+    /// The message ids (`Nats-Msg-Id`) `stream` holds.
+    pub async fn message_ids(&self, stream: &str) -> HashSet<String> {
+        self.messages(stream)
+            .await
+            .into_iter()
+            .map(|(_, id, _)| id)
+            .collect()
+    }
+}
+
 impl Drop for NatsServer {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {

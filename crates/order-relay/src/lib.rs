@@ -52,6 +52,11 @@ pub struct RelayConfig {
     pub duplicate_window: Duration,
     /// Events read and published at once.
     pub batch_size: i64,
+    /// On a Citus cluster: the nodes (Citus group ids, `pg_dist_node.groupid`)
+    /// whose events this relay may publish; `None`: every node. Each node's
+    /// events have their own leadership lock, so relays of one name share
+    /// the nodes out, one relay per node at a time.
+    pub groups: Option<Vec<i32>>,
     /// Pause when there is nothing to publish.
     pub idle_poll: Duration,
     /// How often a standby relay tries to take over.

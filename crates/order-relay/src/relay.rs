@@ -12,6 +12,12 @@
 //! 4. PostgreSQL trouble: drop the connection (and the lock), back off,
 //!    start again at 1. JetStream trouble: keep the lock, back off, publish
 //!    the same batch again.
+//!
+//! On a Citus cluster each node's events (`order_store::commit_order`) have
+//! a lock and a checkpoint of their own: step 1 becomes "lead the nodes no
+//! other relay of this name leads", tried again every `lock_retry`, and a
+//! stream continued from a node another relay leads waits for that relay's
+//! checkpoint.
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +31,7 @@ use order_store::commit_order::{
     NodeHorizon,
 };
 
-use crate::outbox::{lag, lag_born, read_after, read_born_after, Cursor};
+use crate::outbox::{lag, lag_born, read_after, read_born_after, Cursor, OutboxEvent};
 use crate::status::{backoff, NodeLag, Status};
 use crate::RelayConfig;
 
@@ -71,47 +77,45 @@ async fn lead_and_publish(
         .application_name("order-service relay")
         .disable_statement_logging();
     let mut conn = PgConnection::connect_with(&options).await?;
-    let mut announced_standby = false;
-    loop {
-        let leading = sqlx::query_file_scalar!("sql/try_lead.sql", config.name)
-            .fetch_one(&mut conn)
-            .await?;
-        if leading {
-            break;
-        }
-        if !announced_standby {
-            tracing::info!(relay = %config.name, "another relay is publishing; standing by");
-            announced_standby = true;
-        }
-        status.standby();
-        tokio::time::sleep(config.lock_retry).await;
-    }
-    ensure_stream(jetstream, &config.stream, config.duplicate_window).await?;
     let distributed = events_are_distributed(&mut conn).await?;
-    let mut feeds = vec![Feed {
-        checkpoint: config.name.clone(),
-        group: 0,
-        node: if distributed {
-            Some("coordinator".to_owned())
-        } else {
-            None
-        },
-        cursor: load_checkpoint(&mut conn, &config.name).await?,
-        lag: (0, 0.0),
-        problem: None,
-    }];
-    tracing::info!(
-        relay = %config.name,
-        stream = %config.stream,
-        transaction_id = feeds[0].cursor.transaction_id,
-        position = feeds[0].cursor.position,
-        cluster = distributed,
-        "publishing from the checkpoint"
-    );
-    status.active();
-    *failures = 0;
+    let mut feeds: Vec<Feed> = Vec::new();
+    if !distributed {
+        // One commit order and one lock: wait for it.
+        let mut announced_standby = false;
+        while !try_lead(&mut conn, &config.name).await? {
+            if !announced_standby {
+                tracing::info!(relay = %config.name, "another relay is publishing; standing by");
+                announced_standby = true;
+            }
+            status.standby();
+            tokio::time::sleep(config.lock_retry).await;
+        }
+        ensure_stream(jetstream, &config.stream, config.duplicate_window).await?;
+        let cursor = load_checkpoint(&mut conn, &config.name).await?;
+        tracing::info!(
+            relay = %config.name,
+            stream = %config.stream,
+            transaction_id = cursor.transaction_id,
+            position = cursor.position,
+            "publishing from the checkpoint"
+        );
+        feeds.push(Feed {
+            checkpoint: config.name.clone(),
+            group: 0,
+            node: None,
+            cursor,
+            lag: (0, 0.0),
+            problem: None,
+        });
+        status.active();
+        *failures = 0;
+    } else {
+        ensure_stream(jetstream, &config.stream, config.duplicate_window).await?;
+    }
     let mut progress = Progress::default();
     let mut lag_checked: Option<Instant> = None;
+    let mut leadership_tried: Option<Instant> = None;
+    let mut announced_standby = false;
     loop {
         let due = lag_checked.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
         let mut batch = Vec::new();
@@ -120,24 +124,61 @@ async fn lead_and_publish(
             let EventPlacement::Cluster(horizons) = event_placement(&mut conn).await? else {
                 anyhow::bail!("events is no longer distributed: starting again as a single node");
             };
-            for horizon in &horizons {
-                if !feeds.iter().any(|f| f.group == horizon.group) {
-                    let checkpoint = format!("{}@group{}", config.name, horizon.group);
+            // Each node's events have a leader of their own: take the
+            // nodes this relay follows that no relay of its name leads
+            // (new nodes too), trying again every `lock_retry`.
+            if leadership_tried.is_none_or(|at| at.elapsed() >= config.lock_retry) {
+                leadership_tried = Some(Instant::now());
+                for horizon in &horizons {
+                    let followed = config
+                        .groups
+                        .as_ref()
+                        .is_none_or(|groups| groups.contains(&horizon.group));
+                    if !followed || feeds.iter().any(|f| f.group == horizon.group) {
+                        continue;
+                    }
+                    let checkpoint = checkpoint_of(&config.name, horizon.group);
+                    if !try_lead(&mut conn, &checkpoint).await? {
+                        continue;
+                    }
                     let cursor = load_checkpoint(&mut conn, &checkpoint).await?;
-                    tracing::info!(relay = %checkpoint, node = %horizon.node, "publishing the events born on a node");
+                    tracing::info!(
+                        relay = %checkpoint,
+                        node = %horizon.node,
+                        stream = %config.stream,
+                        transaction_id = cursor.transaction_id,
+                        position = cursor.position,
+                        "publishing the events born on a node"
+                    );
                     feeds.push(Feed {
                         checkpoint,
                         group: horizon.group,
-                        node: Some(horizon.node.clone()),
+                        node: Some(node_name(horizon)),
                         cursor,
                         lag: (0, 0.0),
                         problem: None,
                     });
+                    if feeds.len() == 1 {
+                        status.active();
+                        *failures = 0;
+                    }
                 }
+                if feeds.is_empty() {
+                    if !announced_standby {
+                        tracing::info!(relay = %config.name, "other relays publish every node this one follows; standing by");
+                        announced_standby = true;
+                    }
+                    status.standby();
+                }
+            }
+            if feeds.is_empty() {
+                tokio::time::sleep(config.lock_retry).await;
+                continue;
             }
             // How far each node's events are published, counting those
             // taken into this batch: a stream's event waits for its
-            // predecessor born on another node.
+            // predecessor born on another node, published by this relay
+            // or by the one leading that node (its checkpoint).
             let mut reached: Vec<(i32, Cursor)> =
                 feeds.iter().map(|f| (f.group, f.cursor)).collect();
             for (at, feed) in feeds.iter_mut().enumerate() {
@@ -162,6 +203,16 @@ async fn lead_and_publish(
                 let mut events =
                     read_born_after(&mut conn, feed.cursor, xmin, positions, config.batch_size)
                         .await?;
+                for previous in events
+                    .iter()
+                    .filter_map(OutboxEvent::previous_born_elsewhere)
+                {
+                    let group = group_of(previous.position);
+                    if !reached.iter().any(|(g, _)| *g == group) {
+                        let checkpoint = checkpoint_of(&config.name, group);
+                        reached.push((group, load_checkpoint(&mut conn, &checkpoint).await?));
+                    }
+                }
                 if let Some(waiting) = events.iter().position(|e| {
                     e.previous_born_elsewhere().is_some_and(|previous| {
                         let group = group_of(previous.position);
@@ -230,6 +281,34 @@ async fn lead_and_publish(
         progress.add(published.stored, published.duplicates);
         progress.report(status, &feeds);
     }
+}
+
+/// The checkpoint (and leadership lock) of the events born on `group`:
+/// the relay's own name for the coordinator (group 0, and the whole store
+/// on a single PostgreSQL: a relay goes on across `distribute`),
+/// `{name}@group{group}` for every other node.
+fn checkpoint_of(name: &str, group: i32) -> String {
+    if group == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}@group{group}")
+    }
+}
+
+/// How `/readyz` and the metrics name a node.
+fn node_name(horizon: &NodeHorizon) -> String {
+    if horizon.group == 0 {
+        "coordinator".to_owned()
+    } else {
+        horizon.node.clone()
+    }
+}
+
+/// Takes the leadership lock of `checkpoint` if no other relay holds it.
+async fn try_lead(conn: &mut PgConnection, checkpoint: &str) -> anyhow::Result<bool> {
+    Ok(sqlx::query_file_scalar!("sql/try_lead.sql", checkpoint)
+        .fetch_one(conn)
+        .await?)
 }
 
 /// One commit order the relay follows, with its own checkpoint: the whole

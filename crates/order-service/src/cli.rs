@@ -79,6 +79,12 @@ struct RelayArgs {
     /// Events published at once.
     #[arg(long, env = "ORDERS_RELAY_BATCH", default_value_t = 1_000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
     batch: i64,
+    /// On a Citus cluster: publish only the events born on these nodes
+    /// (Citus group ids, `SELECT groupid, nodename, nodeport FROM
+    /// pg_dist_node`; 0 is the coordinator), e.g. `1,2`. Default: every
+    /// node. Each node's events are led by one relay of the name at a time.
+    #[arg(long, env = "ORDERS_RELAY_GROUPS", value_delimiter = ',', value_parser = clap::value_parser!(i32).range(0..=32_767))]
+    groups: Option<Vec<i32>>,
 }
 
 #[derive(Debug, Args)]
@@ -262,6 +268,7 @@ where
                 bind: args.bind,
                 duplicate_window: args.duplicate_window,
                 batch_size: args.batch,
+                groups: args.groups,
                 idle_poll: Duration::from_millis(50),
                 lock_retry: Duration::from_secs(1),
                 ack_timeout: Duration::from_secs(5),
