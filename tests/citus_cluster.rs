@@ -648,6 +648,33 @@ async fn the_relay_publishes_every_event_once_through_kills_and_a_shard_move() {
     );
 }
 
+/// The statements docs/SCALE-OUT.md says `distribute` runs (its `sql`
+/// block that begins with the trigger setting): comments left out, a
+/// statement's lines joined.
+fn documented_distribution() -> Vec<String> {
+    let doc = include_str!("../docs/SCALE-OUT.md");
+    let start = doc
+        .find("```sql\nSET citus.enable_unsafe_triggers")
+        .expect("the distribute block in docs/SCALE-OUT.md");
+    let block = &doc[start + "```sql\n".len()..];
+    let block = &block[..block.find("```").expect("the block's end")];
+    let mut statements = Vec::new();
+    let mut statement = String::new();
+    for line in block.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("--") {
+            continue;
+        }
+        if !statement.is_empty() {
+            statement.push(' ');
+        }
+        statement.push_str(line);
+        if line.ends_with(';') {
+            statements.push(std::mem::take(&mut statement));
+        }
+    }
+    statements
+}
+
 /// A live single-node store moved onto the cluster: the coordinator holds
 /// the store undistributed, checkouts and the relay run, then `distribute`
 /// runs under the traffic. The relay goes on from its checkpoint (the
@@ -678,6 +705,11 @@ async fn a_live_single_node_store_moves_onto_the_cluster_and_the_relay_goes_on()
     let mut conn = cluster.pool.acquire().await.unwrap();
     let distribution = order_store::distribute(&mut conn).await.unwrap();
     assert_eq!(distribution.distributed.len(), 5, "{distribution:?}");
+    assert_eq!(
+        documented_distribution(),
+        distribution.statements,
+        "docs/SCALE-OUT.md prints exactly what distribute runs"
+    );
     drop(conn);
     tokio::time::sleep(Duration::from_secs(3)).await;
     running.store(false, Ordering::SeqCst);

@@ -55,6 +55,10 @@ pub struct Distribution {
     /// Functions delegated by their `p_tenant` argument (every call: the
     /// command is idempotent, Citus updates the same metadata).
     pub functions: Vec<String>,
+    /// The statements it ran, as docs/SCALE-OUT.md prints them (values
+    /// written in; the database's name as `<this database>`), so that the
+    /// documentation can be checked against what the command does.
+    pub statements: Vec<String>,
 }
 
 /// `events` first (every other table is colocated with it), then every
@@ -100,6 +104,10 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
     .execute(&mut *conn)
     .await?;
     let mut distribution = Distribution::default();
+    distribution.statements.extend([
+        "SET citus.enable_unsafe_triggers TO on;".to_owned(),
+        "ALTER DATABASE <this database> SET citus.enable_unsafe_triggers TO on;".to_owned(),
+    ]);
     let tables = sqlx::query_file!("src/sql/tenant_tables.sql")
         .fetch_all(&mut *conn)
         .await?
@@ -124,7 +132,8 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
         } else {
             "events"
         };
-        distribute_table(conn, &table, colocate_with, &lock_order).await?;
+        let statements = distribute_table(conn, &table, colocate_with, &lock_order).await?;
+        distribution.statements.extend(statements);
         distribution.distributed.push(table);
     }
     let functions = sqlx::query_file_scalar!("src/sql/tenant_functions.sql")
@@ -138,6 +147,10 @@ pub async fn distribute(conn: &mut PgConnection) -> Result<Distribution, Distrib
         .bind(&function)
         .execute(&mut *conn)
         .await?;
+        distribution.statements.push(format!(
+            "SELECT create_distributed_function('{function}'::regprocedure, \
+             distribution_arg_name := 'p_tenant', colocate_with := 'events');"
+        ));
         distribution.functions.push(function);
     }
     Ok(distribution)
@@ -167,13 +180,14 @@ fn in_lock_order(tables: &[String]) -> Vec<String> {
 /// onto a cluster), distributing `inventory` alone deadlocks with a
 /// checkout that holds `events` and waits for `inventory`. Writes wait
 /// anyway while Citus copies a table to its shards. Should PostgreSQL still
-/// cancel us for a deadlock, we try again.
+/// cancel us for a deadlock, we try again. Answers the statements it ran
+/// (the last attempt's), as the documentation prints them.
 async fn distribute_table(
     conn: &mut PgConnection,
     table: &str,
     colocate_with: &str,
     lock_order: &[String],
-) -> Result<(), DistributeError> {
+) -> Result<Vec<String>, DistributeError> {
     const ATTEMPTS: u32 = 20;
     let tables: Vec<String> = lock_order.iter().map(|t| quoted(t)).collect();
     let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", tables.join(", "));
@@ -194,7 +208,14 @@ async fn distribute_table(
         match done {
             Ok(_) => {
                 tx.commit().await?;
-                return Ok(());
+                return Ok(vec![
+                    "BEGIN;".to_owned(),
+                    format!("{lock};"),
+                    format!(
+                        "SELECT create_distributed_table('{table}', 'tenant_id', colocate_with => '{colocate_with}');"
+                    ),
+                    "COMMIT;".to_owned(),
+                ]);
             }
             Err(sqlx::Error::Database(e))
                 if e.code().as_deref() == Some("40P01") && attempt < ATTEMPTS =>
