@@ -70,6 +70,7 @@ async fn slow_and_idle_connections_are_closed_and_cannot_starve_a_fresh_request(
         serve: ServeOptions {
             header_timeout: Duration::from_secs(1),
             max_connections: 40,
+            ..ServeOptions::default()
         },
         ..AppOptions::default()
     })
@@ -119,12 +120,121 @@ async fn slow_and_idle_connections_are_closed_and_cannot_starve_a_fresh_request(
     assert_eq!(still_open, 0, "every slow or idle connection was closed");
 }
 
+/// Reads `stream` until the server closes it (EOF or reset) or `limit`
+/// passes: what arrived, and whether it was closed.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    let deadline = Instant::now() + limit;
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (received, false);
+        }
+        match tokio::time::timeout(left, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (received, true),
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => return (received, false),
+        }
+    }
+}
+
+fn answers_in(received: &[u8]) -> usize {
+    received
+        .windows(b"HTTP/1.1 ".len())
+        .filter(|w| *w == b"HTTP/1.1 ")
+        .count()
+}
+
+/// A client that pipelines requests for large answers and never reads
+/// them: once an answer has waited a second (the write timeout) the
+/// connection is closed, and the answers still owed are never produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_pipelines_and_never_reads_is_disconnected_after_the_write_timeout() {
+    let app = TestApp::spawn_with(AppOptions {
+        serve: ServeOptions {
+            write_timeout: Duration::from_secs(1),
+            max_requests_per_connection: 10_000,
+            ..ServeOptions::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let document = app
+        .http
+        .get(format!("{}/openapi.json", app.base_url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    // Far more answer bytes than the sockets' buffers hold.
+    let requests = (64 * 1024 * 1024 / document).max(50);
+    let mut socket = TcpStream::connect(app.address).await.unwrap();
+    let request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(requests);
+    socket.write_all(&request).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (received, closed) = read_until_closed(&mut socket, Duration::from_secs(20)).await;
+    let answered = answers_in(&received);
+    eprintln!(
+        "{requests} pipelined requests for {document} bytes each: {answered} answers, {} bytes, then closed: {closed}",
+        received.len()
+    );
+    assert!(
+        closed,
+        "the connection of a client that does not read is closed"
+    );
+    assert!(answered < requests, "{answered} of {requests} answered");
+    // The service itself is fine.
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+/// At most `max_requests_per_connection` answers on one connection: the
+/// last says `Connection: close`, pipelined requests after it are not
+/// answered, and the connection is closed.
+#[tokio::test]
+async fn a_connection_answers_at_most_its_bound_of_requests_then_closes() {
+    let app = TestApp::spawn_with(AppOptions {
+        serve: ServeOptions {
+            max_requests_per_connection: 5,
+            ..ServeOptions::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let mut socket = TcpStream::connect(app.address).await.unwrap();
+    socket
+        .write_all(&b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(8))
+        .await
+        .unwrap();
+    let (received, closed) = read_until_closed(&mut socket, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&received).to_ascii_lowercase();
+    assert!(closed, "{text}");
+    assert_eq!(answers_in(&received), 5, "{text}");
+    let last = &text[text.rfind("http/1.1 ").unwrap()..];
+    assert!(last.contains("connection: close"), "{last}");
+    assert_eq!(
+        text.matches("connection: close").count(),
+        1,
+        "only the last answer closes: {text}"
+    );
+}
+
 #[tokio::test]
 async fn a_kept_alive_connection_idle_past_the_header_timeout_is_closed() {
     let app = TestApp::spawn_with(AppOptions {
         serve: ServeOptions {
             header_timeout: Duration::from_millis(500),
             max_connections: 100,
+            ..ServeOptions::default()
         },
         ..AppOptions::default()
     })

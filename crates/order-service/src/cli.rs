@@ -110,6 +110,14 @@ struct ServeArgs {
     /// Most HTTP connections open at once (keep it below `ulimit -n`).
     #[arg(long, env = "ORDERS_MAX_CONNECTIONS", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
+    /// Longest an answer may wait for the client to read it: a client that
+    /// pipelines requests and never reads is disconnected.
+    #[arg(long, env = "ORDERS_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    write_timeout: Duration,
+    /// Most requests answered on one connection (the last says
+    /// `Connection: close`; pipelined requests after it are not read).
+    #[arg(long, env = "ORDERS_MAX_REQUESTS_PER_CONNECTION", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests_per_connection: u32,
     /// Most checkouts one customer may abandon per minute (429 beyond).
     #[arg(long, env = "ORDERS_ABANDON_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     abandon_limit: u32,
@@ -215,6 +223,8 @@ where
                 connections: crate::ServeOptions {
                     header_timeout: args.header_timeout,
                     max_connections: args.max_connections as usize,
+                    write_timeout: args.write_timeout,
+                    max_requests_per_connection: args.max_requests_per_connection as usize,
                 },
                 abandonment_limit: order_store::AbandonmentLimit {
                     most: args.abandon_limit,
