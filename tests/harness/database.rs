@@ -70,10 +70,22 @@ impl TestDatabase {
     }
 
     /// Connection options for this database as the service connects in
-    /// production: a login role that is only a member of `store_orders_app`
-    /// (migration 6), with no right to change the schema or the history.
+    /// production: a login role that is only a member of this database's
+    /// application role (`<database>_service`, migration 12), with no right
+    /// to change the schema or the history, nor to connect elsewhere.
     pub async fn service_options(&self) -> PgConnectOptions {
         ensure_service_role(&self.admin).await;
+        let mut conn = PgConnection::connect_with(&self.admin)
+            .await
+            .expect("connect as the test administrator");
+        sqlx::raw_sql(&format!(
+            "GRANT {} TO {SERVICE_ROLE}",
+            application_role(&self.name)
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("grant the database's application role to the test login");
+        conn.close().await.ok();
         self.options()
             .username(SERVICE_ROLE)
             .password(SERVICE_PASSWORD)
@@ -106,9 +118,16 @@ impl Drop for TestDatabase {
             };
             runtime.block_on(async move {
                 if let Ok(mut conn) = PgConnection::connect_with(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    let dropped =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                    if dropped.is_ok() {
+                        let role = application_role(&name);
+                        let _ = sqlx::query(&format!("DROP ROLE IF EXISTS {role}"))
+                            .execute(&mut conn)
+                            .await;
+                    }
                 }
             });
         });
@@ -120,8 +139,21 @@ impl Drop for TestDatabase {
 pub const SERVICE_ROLE: &str = "store_orders_test_service";
 const SERVICE_PASSWORD: &str = "store-orders-test-service";
 
+/// A role named after a test database (`<database>_owner`...) is dropped
+/// by the sweep once the database is gone.
+///
+/// The application role migration 12 creates for the database `name`
+/// (test databases' names are short enough to be used whole).
+pub fn application_role(name: &str) -> String {
+    format!("{name}_service")
+}
+
 /// Creates [`SERVICE_ROLE`] once per test process (and copes with another
-/// process creating it at the same moment).
+/// process creating it at the same moment), no longer a member of the
+/// shared `store_orders_app` of migration 6 (migration 12 would make it a
+/// member of every new database's role); and drops the application roles
+/// of test databases that no longer exist (left by a test process that was
+/// killed before it could drop them).
 async fn ensure_service_role(admin: &PgConnectOptions) {
     static CREATED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     CREATED
@@ -133,11 +165,30 @@ async fn ensure_service_role(admin: &PgConnectOptions) {
                 "DO $$ BEGIN \
                    CREATE ROLE {SERVICE_ROLE} LOGIN PASSWORD '{SERVICE_PASSWORD}'; \
                  EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
-                 GRANT store_orders_app TO {SERVICE_ROLE};"
+                 DO $$ BEGIN \
+                   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'store_orders_app') THEN \
+                     REVOKE store_orders_app FROM {SERVICE_ROLE}; \
+                   END IF; \
+                 END $$;"
             ))
             .execute(&mut conn)
             .await
-            .expect("create the service's test role (migration 6 creates store_orders_app)");
+            .expect("create the service's test role");
+            let orphans: Vec<String> = sqlx::query_scalar(
+                "SELECT r.rolname::text FROM pg_roles AS r \
+                 WHERE (r.rolname LIKE 'store\\_orders\\_test\\_%\\_service' \
+                        OR r.rolname LIKE 'store\\_orders\\_test\\_%\\_owner') \
+                   AND NOT EXISTS (SELECT 1 FROM pg_database AS d \
+                                   WHERE r.rolname IN (d.datname || '_service', d.datname || '_owner'))",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            for role in orphans {
+                let _ = sqlx::query(&format!("DROP ROLE IF EXISTS \"{role}\""))
+                    .execute(&mut conn)
+                    .await;
+            }
             conn.close().await.ok();
         })
         .await;

@@ -435,7 +435,8 @@ async fn warn_if_privileged(pool: &sqlx::PgPool) {
     if let Ok(true) = probe.runs_privileged().await {
         tracing::warn!(
             "serving as a superuser or as the owner of the event store: it could disable \
-             the append-only trigger; serve as a member of store_orders_app instead \
+             the append-only trigger; serve as a member of the database's application role \
+             (<database>_service) instead \
              (README, \"Database roles\")"
         );
     }
