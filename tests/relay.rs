@@ -161,8 +161,9 @@ async fn a_relay_killed_mid_stream_again_and_again_publishes_each_event_once() {
 
 /// A stream that already holds an event from the middle of the relay's
 /// next batch (stored by a relay killed in a batch read differently, or
-/// published by hand): the relay publishes the rest and stores that one
-/// no second time. A stream-wide "expected last message" chain refused
+/// published by hand; the first of its own stream, so that the stream's
+/// order is the relay's to keep): the relay publishes the rest and stores
+/// that one no second time. A stream-wide "expected last message" chain refused
 /// such a batch for ever (seen on the cluster: a kill mid-batch, then a
 /// batch of another composition).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -175,7 +176,7 @@ async fn a_stream_already_holding_an_event_from_the_middle_of_a_batch_does_not_s
     let (tenant, kind, id, sequence, event_type): (String, String, String, i64, String) =
         sqlx::query_as(
             "SELECT tenant_id, aggregate_type, aggregate_id, sequence, event_type FROM events \
-             WHERE aggregate_type = 'Order' ORDER BY position OFFSET 10 LIMIT 1",
+             WHERE aggregate_type = 'Order' AND sequence = 1 ORDER BY position OFFSET 10 LIMIT 1",
         )
         .fetch_one(&db.pool)
         .await
@@ -187,6 +188,7 @@ async fn a_stream_already_holding_an_event_from_the_middle_of_a_batch_does_not_s
         .create_stream(async_nats::jetstream::stream::Config {
             name: STREAM.to_owned(),
             subjects: vec!["orders.>".to_owned()],
+            duplicate_window: Duration::from_secs(600),
             ..Default::default()
         })
         .await
@@ -470,6 +472,96 @@ async fn a_durable_tail_prints_each_event_once_and_continues_where_it_stopped() 
         .unwrap()
         .starts_with("orders.acme.order.")
         && l["event"]["aggregate_type"] == "Order"));
+}
+
+/// A stream that de-duplicates for less than the relay's window: refused
+/// at start with what to do, never used.
+#[tokio::test]
+async fn an_existing_stream_with_a_shorter_duplicate_window_is_refused_with_what_to_do() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    let jetstream = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: STREAM.to_owned(),
+            subjects: vec!["orders.>".to_owned()],
+            duplicate_window: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    let exit = relay.exit_within(Duration::from_secs(20)).await;
+    let log = relay.log_tail(20);
+    assert!(exit.is_some_and(|s| !s.success()), "{exit:?}\n{log}");
+    assert!(
+        log.contains("de-duplicates for 60s") && log.contains("--dupe-window 600s"),
+        "{log}"
+    );
+}
+
+/// The stream deleted after events were published: the relay refuses to
+/// create it again (that would silently leave out everything published
+/// before) and says how to publish everything again; asked to, it does:
+/// one message per event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_stream_is_not_created_again_silently_and_is_filled_again_only_when_asked() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    place_orders(&db.pool, "k", 40, 8).await;
+    let mut relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    wait_until_published(&nats, &db, Duration::from_secs(30)).await;
+    relay.kill().await;
+    nats.delete_stream(STREAM).await;
+    let mut refused = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    let exit = refused.exit_within(Duration::from_secs(20)).await;
+    let log = refused.log_tail(20);
+    assert!(exit.is_some_and(|s| !s.success()), "{exit:?}\n{log}");
+    assert!(log.contains("ORDERS_RELAY_REPUBLISH_FROM_START"), "{log}");
+    assert!(
+        !nats.has_stream(STREAM).await,
+        "the stream was created again"
+    );
+    let _asked = RelayProcess::start_with(
+        SERVICE,
+        &db.url(),
+        &nats.url(),
+        STREAM,
+        &[("ORDERS_RELAY_REPUBLISH_FROM_START", "true")],
+    )
+    .await;
+    wait_until_published(&nats, &db, Duration::from_secs(30)).await;
+    assert_one_message_per_event_in_stream_order(
+        &stored_event_ids(&db.pool).await,
+        &nats.messages(STREAM).await,
+    );
+}
+
+/// The stream deleted under a running relay: at its next publish the relay
+/// stops with a clear message and a failure exit (releasing its lock)
+/// instead of retrying for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_deleted_under_a_running_relay_stops_it_with_a_clear_message() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    place_orders(&db.pool, "k", 10, 5).await;
+    let mut relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    wait_until_published(&nats, &db, Duration::from_secs(30)).await;
+    nats.delete_stream(STREAM).await;
+    place_orders(&db.pool, "after", 10, 5).await;
+    let exit = relay.exit_within(Duration::from_secs(30)).await;
+    let log = relay.log_tail(20);
+    assert!(exit.is_some_and(|s| !s.success()), "{exit:?}\n{log}");
+    assert!(
+        log.contains("was deleted while the relay published"),
+        "{log}"
+    );
+    assert!(
+        !nats.has_stream(STREAM).await,
+        "the stream was created again"
+    );
 }
 
 #[tokio::test]

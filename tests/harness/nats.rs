@@ -137,6 +137,18 @@ impl NatsServer {
 }
 
 impl NatsServer {
+    /// Deletes `stream` (as an operator might).
+    pub async fn delete_stream(&self, stream: &str) {
+        let client = async_nats::connect(self.url()).await.unwrap();
+        jetstream::new(client).delete_stream(stream).await.unwrap();
+    }
+
+    /// Whether `stream` exists.
+    pub async fn has_stream(&self, stream: &str) -> bool {
+        let client = async_nats::connect(self.url()).await.unwrap();
+        jetstream::new(client).get_stream(stream).await.is_ok()
+    }
+
     /// The message ids (`Nats-Msg-Id`) `stream` holds.
     pub async fn message_ids(&self, stream: &str) -> HashSet<String> {
         self.messages(stream)
@@ -203,6 +215,14 @@ impl RelayProcess {
             status_port,
             log,
         }
+    }
+
+    /// Its exit status, if it exits within `limit`.
+    pub async fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// The last `lines` lines the relay logged.

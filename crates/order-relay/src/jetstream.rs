@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::context::Publish;
+use async_nats::jetstream::context::{GetStreamErrorKind, Publish, PublishErrorKind};
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::Context;
+use async_nats::jetstream::ErrorCode;
 use futures::future::join_all;
 
 use crate::outbox::{OutboxEvent, UnpublishableEvent};
@@ -19,7 +20,12 @@ pub enum PublishFailure {
     #[error(transparent)]
     Unpublishable(#[from] UnpublishableEvent),
     #[error("JetStream did not acknowledge event at position {position}: {reason}")]
-    NotAcknowledged { position: i64, reason: String },
+    NotAcknowledged {
+        position: i64,
+        reason: String,
+        /// No stream takes the subject (deleted, or never there).
+        no_stream: bool,
+    },
 }
 
 /// What a published batch came to.
@@ -32,40 +38,93 @@ pub struct Published {
     pub duplicates: u64,
 }
 
-/// Creates the stream if it is missing (file storage, `orders.>`, the
-/// given de-duplication window); an existing stream is used as it is, if it
-/// takes the relay's subjects.
+/// A problem waiting will not mend: the relay stops with this message (and
+/// a failure exit), releasing its lock, rather than retrying for ever.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Permanent(pub String);
+
+/// Creates the stream if it is missing and this relay never published
+/// (file storage, `orders.>`, the given de-duplication window). A missing
+/// stream after events were published was deleted: refused (`Permanent`),
+/// since creating it again would silently leave out everything published
+/// before; the operator's explicit choice to publish everything again is
+/// `ORDERS_RELAY_REPUBLISH_FROM_START`. An existing stream must take the
+/// relay's subjects and de-duplicate for at least `duplicate_window`: a
+/// shorter window would turn a republished batch after a long outage into
+/// duplicates.
 pub async fn ensure_stream(
     jetstream: &Context,
     name: &str,
     duplicate_window: Duration,
+    published_before: bool,
 ) -> anyhow::Result<()> {
-    let mut stream = jetstream
-        .get_or_create_stream(Config {
-            name: name.to_owned(),
-            subjects: vec![SUBJECTS.to_owned()],
-            storage: StorageType::File,
-            retention: RetentionPolicy::Limits,
-            discard: DiscardPolicy::Old,
-            duplicate_window,
-            description: Some(
-                "store-orders events, one message per event (order-service relay)".into(),
-            ),
-            ..Config::default()
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("creating or reading JetStream stream {name}: {e}"))?;
+    let mut stream = match jetstream.get_stream(name).await {
+        Ok(stream) => stream,
+        Err(error) if is_missing(&error) => {
+            if published_before {
+                return Err(Permanent(format!(
+                    "JetStream stream {name} is missing, but this relay's checkpoint says it published events into it: \
+                     was it deleted? Creating it again would leave out everything published before. \
+                     To publish every event again into a new stream, start the relay once with \
+                     ORDERS_RELAY_REPUBLISH_FROM_START=true"
+                ))
+                .into());
+            }
+            jetstream
+                .create_stream(Config {
+                    name: name.to_owned(),
+                    subjects: vec![SUBJECTS.to_owned()],
+                    storage: StorageType::File,
+                    retention: RetentionPolicy::Limits,
+                    discard: DiscardPolicy::Old,
+                    duplicate_window,
+                    description: Some(
+                        "store-orders events, one message per event (order-service relay)".into(),
+                    ),
+                    ..Config::default()
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("creating JetStream stream {name}: {e}"))?
+        }
+        Err(error) => anyhow::bail!("reading JetStream stream {name}: {error}"),
+    };
     let info = stream
         .info()
         .await
         .map_err(|e| anyhow::anyhow!("reading JetStream stream {name}: {e}"))?;
     if !info.config.subjects.iter().any(|s| s == SUBJECTS) {
-        anyhow::bail!(
+        return Err(Permanent(format!(
             "JetStream stream {name} exists with subjects {:?}, not {SUBJECTS}: point ORDERS_RELAY_STREAM at a stream of its own",
             info.config.subjects
-        );
+        ))
+        .into());
+    }
+    if info.config.duplicate_window < duplicate_window {
+        return Err(Permanent(format!(
+            "JetStream stream {name} de-duplicates for {:?}, less than ORDERS_RELAY_DUPLICATE_WINDOW ({:?}): \
+             a batch published again after a longer outage would be stored twice. Widen the stream's window \
+             (nats stream edit {name} --dupe-window {}s) or lower ORDERS_RELAY_DUPLICATE_WINDOW",
+            info.config.duplicate_window,
+            duplicate_window,
+            duplicate_window.as_secs()
+        ))
+        .into());
     }
     Ok(())
+}
+
+/// Whether `jetstream` still has the stream `name` (a publish that keeps
+/// failing may mean it was deleted under the relay).
+pub async fn stream_is_missing(jetstream: &Context, name: &str) -> bool {
+    matches!(jetstream.get_stream(name).await, Err(error) if is_missing(&error))
+}
+
+fn is_missing(error: &async_nats::jetstream::context::GetStreamError) -> bool {
+    matches!(
+        error.kind(),
+        GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND
+    )
 }
 
 /// Publishes `events` and waits for every acknowledgement, each stream's
@@ -131,6 +190,7 @@ async fn publish_round(
             .map_err(|e| PublishFailure::NotAcknowledged {
                 position: event.cursor().position,
                 reason: e.to_string(),
+                no_stream: e.kind() == PublishErrorKind::StreamNotFound,
             })?;
         pending.push((event.cursor().position, sent));
     }
@@ -149,6 +209,7 @@ async fn publish_round(
                 return Err(PublishFailure::NotAcknowledged {
                     position,
                     reason: e.to_string(),
+                    no_stream: e.kind() == PublishErrorKind::StreamNotFound,
                 })
             }
         }

@@ -63,6 +63,10 @@ pub struct RelayConfig {
     pub lock_retry: Duration,
     /// Longest wait for JetStream's acknowledgements.
     pub ack_timeout: Duration,
+    /// When the stream is missing although this relay published into it
+    /// (deleted): publish every event again from the first into a new one,
+    /// instead of refusing to start.
+    pub republish_from_start: bool,
 }
 
 impl RelayConfig {

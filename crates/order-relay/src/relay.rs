@@ -25,7 +25,9 @@ use async_nats::jetstream::Context;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
-use crate::jetstream::{ensure_stream, publish_in_order};
+use crate::jetstream::{
+    ensure_stream, publish_in_order, stream_is_missing, Permanent, PublishFailure,
+};
 use order_store::commit_order::{
     event_placement, events_are_distributed, group_of, positions_of_group, EventPlacement,
     NodeHorizon,
@@ -34,6 +36,9 @@ use order_store::commit_order::{
 use crate::outbox::{lag, lag_born, read_after, read_born_after, Cursor, OutboxEvent};
 use crate::status::{backoff, NodeLag, Status};
 use crate::RelayConfig;
+
+/// Longest wait for a connection to PostgreSQL.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until `shutdown` resolves.
 pub async fn run(
@@ -49,6 +54,9 @@ pub async fn run(
             () = &mut *shutdown => return Ok(()),
         };
         if let Err(error) = session {
+            if error.downcast_ref::<Permanent>().is_some() {
+                return Err(error);
+            }
             failures += 1;
             status.failing(format!("{error:#}"));
             tracing::warn!(
@@ -75,8 +83,20 @@ async fn lead_and_publish(
         .database_url
         .parse::<PgConnectOptions>()?
         .application_name("order-service relay")
+        // PostgreSQL drops the session of a relay whose host died or was
+        // cut off within about 25 s (10 s idle, then 3 probes 5 s apart),
+        // and with it the lock, so a standby takes over; no statement of
+        // the relay runs for more than 30 s.
+        .options([
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+            ("statement_timeout", "30s"),
+        ])
         .disable_statement_logging();
-    let mut conn = PgConnection::connect_with(&options).await?;
+    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+        .await
+        .map_err(|_| anyhow::anyhow!("connecting to PostgreSQL took over {CONNECT_TIMEOUT:?}"))??;
     let distributed = events_are_distributed(&mut conn).await?;
     let mut feeds: Vec<Feed> = Vec::new();
     if !distributed {
@@ -90,7 +110,7 @@ async fn lead_and_publish(
             status.standby();
             tokio::time::sleep(config.lock_retry).await;
         }
-        ensure_stream(jetstream, &config.stream, config.duplicate_window).await?;
+        prepare_stream(&mut conn, jetstream, config).await?;
         let cursor = load_checkpoint(&mut conn, &config.name).await?;
         tracing::info!(
             relay = %config.name,
@@ -110,7 +130,7 @@ async fn lead_and_publish(
         status.active();
         *failures = 0;
     } else {
-        ensure_stream(jetstream, &config.stream, config.duplicate_window).await?;
+        prepare_stream(&mut conn, jetstream, config).await?;
     }
     let mut progress = Progress::default();
     let mut lag_checked: Option<Instant> = None;
@@ -244,6 +264,18 @@ async fn lead_and_publish(
             }
         }
         if due {
+            let held = sqlx::query_file_scalar!("sql/locks_held.sql")
+                .fetch_one(&mut conn)
+                .await?;
+            if usize::try_from(held).unwrap_or(0) < feeds.len() {
+                return Err(Permanent(format!(
+                    "the relay's session holds {held} of the {} advisory locks it took: is DATABASE_URL a connection \
+                     pooler in transaction mode (PgBouncer)? Leadership is a session's lock: connect the relay \
+                     directly or through session pooling",
+                    feeds.len()
+                ))
+                .into());
+            }
             status.lag(feeds.iter().map(Feed::report).collect());
             lag_checked = Some(Instant::now());
         }
@@ -257,8 +289,24 @@ async fn lead_and_publish(
             match publish_in_order(jetstream, &batch).await {
                 Ok(published) => break published,
                 Err(error) => {
-                    attempt += 1;
                     status.failing(format!("cannot publish: {error}"));
+                    let no_stream = matches!(
+                        error,
+                        PublishFailure::NotAcknowledged {
+                            no_stream: true,
+                            ..
+                        }
+                    );
+                    if no_stream && stream_is_missing(jetstream, &config.stream).await {
+                        return Err(Permanent(format!(
+                            "JetStream stream {} was deleted while the relay published into it: \
+                             stopping (the lock is released). To publish every event again into a new stream, \
+                             start the relay with ORDERS_RELAY_REPUBLISH_FROM_START=true",
+                            config.stream
+                        ))
+                        .into());
+                    }
+                    attempt += 1;
                     tracing::warn!(%error, attempt, "publishing failed; publishing the batch again");
                     tokio::time::sleep(backoff(attempt)).await;
                     // Still the leader? A lost connection ends the session.
@@ -281,6 +329,42 @@ async fn lead_and_publish(
         progress.add(published.stored, published.duplicates);
         progress.report(status, &feeds);
     }
+}
+
+/// Checks (or creates) the stream before anything is published: refused
+/// when it is missing although this relay published into it, unless the
+/// operator asked to publish every event again from the first
+/// (`ORDERS_RELAY_REPUBLISH_FROM_START`: every checkpoint of this relay's
+/// name goes back to the start; stop its other relays first).
+async fn prepare_stream(
+    conn: &mut PgConnection,
+    jetstream: &Context,
+    config: &RelayConfig,
+) -> anyhow::Result<()> {
+    let mut published = sqlx::query_file_scalar!("sql/published_before.sql", config.name)
+        .fetch_one(&mut *conn)
+        .await?;
+    if published
+        && config.republish_from_start
+        && stream_is_missing(jetstream, &config.stream).await
+    {
+        tracing::warn!(
+            relay = %config.name,
+            stream = %config.stream,
+            "the stream is missing: publishing every event again from the first, as asked (ORDERS_RELAY_REPUBLISH_FROM_START)"
+        );
+        sqlx::query_file!("sql/start_from_the_first_event.sql", config.name)
+            .execute(&mut *conn)
+            .await?;
+        published = false;
+    }
+    ensure_stream(
+        jetstream,
+        &config.stream,
+        config.duplicate_window,
+        published,
+    )
+    .await
 }
 
 /// The checkpoint (and leadership lock) of the events born on `group`:

@@ -85,6 +85,11 @@ struct RelayArgs {
     /// node. Each node's events are led by one relay of the name at a time.
     #[arg(long, env = "ORDERS_RELAY_GROUPS", value_delimiter = ',', value_parser = clap::value_parser!(i32).range(0..=32_767))]
     groups: Option<Vec<i32>>,
+    /// When the stream is missing although this relay published into it
+    /// (it was deleted): publish every event again, from the first, into a
+    /// new stream. Without it the relay refuses to start.
+    #[arg(long, env = "ORDERS_RELAY_REPUBLISH_FROM_START", default_value_t = false, action = clap::ArgAction::Set)]
+    republish_from_start: bool,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +287,7 @@ where
                 idle_poll: Duration::from_millis(50),
                 lock_retry: Duration::from_secs(1),
                 ack_timeout: Duration::from_secs(5),
+                republish_from_start: args.republish_from_start,
             };
             order_relay::run(config, shutdown_signal()).await
         }
