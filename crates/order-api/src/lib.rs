@@ -83,6 +83,11 @@ pub enum OrderStatus {
     Paid,
     Shipped,
     Cancelled,
+    /// A status this client does not know yet (the contract adds
+    /// `expired`, and may add more): clients must accept it. Never sent by
+    /// this service.
+    #[serde(other, skip_serializing)]
+    Unknown,
 }
 
 /// An order. Money is integer minor units of `currency`; times are RFC 3339 UTC.
@@ -281,5 +286,23 @@ mod tests {
         assert_eq!(checkout.state, CheckoutState::Unknown);
         // This service never sends it.
         assert!(serde_json::to_value(CheckoutState::Unknown).is_err());
+    }
+
+    #[test]
+    fn an_order_in_a_status_this_client_does_not_know_is_still_read() {
+        let read = |status: &str| serde_json::from_value::<OrderStatus>(status.into());
+        assert_eq!(read("paid").ok(), Some(OrderStatus::Paid));
+        assert_eq!(read("cancelled").ok(), Some(OrderStatus::Cancelled));
+        assert_eq!(read("expired").ok(), Some(OrderStatus::Unknown));
+        let order: Order = serde_json::from_value(serde_json::json!({
+            "id": "6f1c4a52-5bd4-4f43-9a1e-0d0c7f1f4b10", "order_number": "ORD-1",
+            "status": "on_hold", "customer_id": "c", "idempotency_key": "k",
+            "lines": [], "currency": "PYG", "total": 0,
+            "placed_at": "2026-12-06T10:00:00Z", "updated_at": "2026-12-06T10:00:00Z",
+            "expires_at": "added later"
+        }))
+        .unwrap_or_else(|e| panic!("a newer answer must be readable: {e}"));
+        assert_eq!(order.status, OrderStatus::Unknown);
+        assert!(serde_json::to_value(OrderStatus::Unknown).is_err());
     }
 }
