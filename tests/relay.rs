@@ -411,7 +411,34 @@ async fn nats_stopped_under_load_and_restarted_loses_nothing() {
         || async { relay.readiness().await.is_some_and(|(s, _)| s == 503) },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // While it is stuck its metrics say so: not active, a broker failure
+    // counted, and the lag and the stall growing rather than frozen.
+    let (_, first) = relay.readiness().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, second) = relay.readiness().await.unwrap();
+    assert_eq!(second["last_error"], "broker", "{second}");
+    assert!(
+        second["stalled_seconds"].as_f64().unwrap()
+            >= first["stalled_seconds"].as_f64().unwrap() + 1.0,
+        "{first} then {second}"
+    );
+    if first["lag_events"].as_i64().unwrap() > 0 {
+        assert!(
+            second["lag_seconds"].as_f64().unwrap() > first["lag_seconds"].as_f64().unwrap(),
+            "{first} then {second}"
+        );
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", relay.status_port))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("orders_relay_active 0"), "{metrics}");
+    assert!(
+        metrics.contains("orders_relay_failures_total{kind=\"broker\"}"),
+        "{metrics}"
+    );
     nats.resume().await;
     writing.store(false, Ordering::SeqCst);
     writer.await.unwrap();

@@ -58,7 +58,14 @@ pub async fn run(
                 return Err(error);
             }
             failures += 1;
-            status.failing(format!("{error:#}"));
+            let kind = if error.downcast_ref::<sqlx::Error>().is_some() {
+                "database"
+            } else if error.downcast_ref::<PublishFailure>().is_some() {
+                "broker"
+            } else {
+                "other"
+            };
+            status.failing(kind, format!("{error:#}"));
             tracing::warn!(
                 error = format!("{error:#}"),
                 "relay interrupted; starting again"
@@ -280,6 +287,7 @@ async fn lead_and_publish(
             lag_checked = Some(Instant::now());
         }
         if batch.is_empty() {
+            status.progressed();
             progress.report(status, &feeds);
             tokio::time::sleep(config.idle_poll).await;
             continue;
@@ -289,7 +297,7 @@ async fn lead_and_publish(
             match publish_in_order(jetstream, &batch).await {
                 Ok(published) => break published,
                 Err(error) => {
-                    status.failing(format!("cannot publish: {error}"));
+                    status.failing("broker", format!("cannot publish: {error}"));
                     let no_stream = matches!(
                         error,
                         PublishFailure::NotAcknowledged {
@@ -326,6 +334,7 @@ async fn lead_and_publish(
             count = 0;
         }
         status.published(published.stored, published.duplicates);
+        status.progressed();
         progress.add(published.stored, published.duplicates);
         progress.report(status, &feeds);
     }

@@ -2,7 +2,7 @@
 //! and publishing), `/healthz`, and Prometheus metrics (`/metrics`).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -27,6 +27,13 @@ pub struct Readiness {
     pub lag_seconds: f64,
     /// Events stored in JetStream by this process.
     pub published: u64,
+    /// Seconds since the relay last completed a round (published a batch,
+    /// or found nothing to publish): grows while it is stuck.
+    pub stalled_seconds: f64,
+    /// What kind of failure it met last (`database`, `broker`, `other`),
+    /// while it is failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// On a Citus cluster: each node's commit order the relay follows
     /// (docs/SCALE-OUT.md); empty on a single PostgreSQL.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -48,20 +55,37 @@ pub struct NodeLag {
 
 #[derive(Debug, Clone)]
 pub struct Status {
-    inner: Arc<Mutex<Readiness>>,
+    inner: Arc<Mutex<Reported>>,
+}
+
+/// What was last reported, and when the lag was measured and the relay
+/// last made progress: while it is stuck, the lag it reports keeps
+/// growing (the oldest unpublished event only gets older) instead of
+/// freezing at its last measure.
+#[derive(Debug)]
+struct Reported {
+    readiness: Readiness,
+    lag_measured: Instant,
+    progressed: Instant,
 }
 
 impl Default for Status {
     fn default() -> Self {
         Self {
-            inner: Arc::new(Mutex::new(Readiness {
-                ready: false,
-                role: "starting".into(),
-                problem: Some("not connected yet".into()),
-                lag_events: 0,
-                lag_seconds: 0.0,
-                published: 0,
-                nodes: Vec::new(),
+            inner: Arc::new(Mutex::new(Reported {
+                readiness: Readiness {
+                    ready: false,
+                    role: "starting".into(),
+                    problem: Some("not connected yet".into()),
+                    lag_events: 0,
+                    lag_seconds: 0.0,
+                    published: 0,
+                    stalled_seconds: 0.0,
+                    last_error: None,
+                    nodes: Vec::new(),
+                },
+                lag_measured: Instant::now(),
+                progressed: Instant::now(),
             })),
         }
     }
@@ -69,12 +93,26 @@ impl Default for Status {
 
 impl Status {
     fn update(&self, change: impl FnOnce(&mut Readiness)) {
-        let mut readiness = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        change(&mut readiness);
+        let mut reported = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut reported.readiness);
     }
 
+    /// The readiness now: the lag as measured, aged by the time since
+    /// (when events were waiting), and the time since the last progress.
     pub fn snapshot(&self) -> Readiness {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let reported = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut readiness = reported.readiness.clone();
+        if readiness.lag_events > 0 {
+            readiness.lag_seconds += reported.lag_measured.elapsed().as_secs_f64();
+        }
+        readiness.stalled_seconds = reported.progressed.elapsed().as_secs_f64();
+        readiness
+    }
+
+    /// A round completed: a batch published, or nothing to publish.
+    pub fn progressed(&self) {
+        let mut reported = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        reported.progressed = Instant::now();
     }
 
     pub fn standby(&self) {
@@ -92,14 +130,20 @@ impl Status {
             r.ready = true;
             r.role = "active".into();
             r.problem = None;
+            r.last_error = None;
         });
     }
 
-    pub fn failing(&self, why: String) {
+    /// Cannot read or publish now (`kind`: `database`, `broker`, `other`):
+    /// not publishing, so not active, and counted.
+    pub fn failing(&self, kind: &'static str, why: String) {
+        metrics::gauge!("orders_relay_active").set(0.0);
+        metrics::counter!("orders_relay_failures_total", "kind" => kind).increment(1);
         self.update(|r| {
             r.ready = false;
             r.role = "failing".into();
             r.problem = Some(why);
+            r.last_error = Some(kind.to_owned());
         });
     }
 
@@ -133,7 +177,10 @@ impl Status {
                     .map(|why| format!("node {}: {why}", f.node.as_deref().unwrap_or("?")))
             })
             .collect();
-        self.update(|r| {
+        let mut reported = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        reported.lag_measured = Instant::now();
+        let r = &mut reported.readiness;
+        {
             r.lag_events = events;
             r.lag_seconds = seconds;
             r.nodes = if feeds.iter().any(|f| f.node.is_some()) {
@@ -145,7 +192,7 @@ impl Status {
                 r.ready = unreadable.is_empty();
                 r.problem = (!unreadable.is_empty()).then(|| unreadable.join("; "));
             }
-        });
+        }
     }
 }
 
@@ -181,7 +228,15 @@ pub fn prometheus() -> anyhow::Result<PrometheusHandle> {
     );
     metrics::describe_gauge!(
         "orders_relay_active",
-        "1 while this process is the relay that publishes, 0 on standby"
+        "1 while this process is the relay that publishes, 0 on standby or while failing"
+    );
+    metrics::describe_gauge!(
+        "orders_relay_stalled_seconds",
+        "Seconds since the relay last completed a round (published, or found nothing to publish)"
+    );
+    metrics::describe_counter!(
+        "orders_relay_failures_total",
+        "Interruptions by kind: database, broker, other"
     );
     Ok(handle)
 }
@@ -214,6 +269,11 @@ async fn readyz(State(reporting): State<Reporting>) -> Response {
 }
 
 async fn render_metrics(State(reporting): State<Reporting>) -> Response {
+    // The lag and the stall as of now, not as of the last measure: they
+    // keep growing while the relay is stuck.
+    let now = reporting.status.snapshot();
+    metrics::gauge!("orders_relay_lag_seconds").set(now.lag_seconds);
+    metrics::gauge!("orders_relay_stalled_seconds").set(now.stalled_seconds);
     reporting.metrics.run_upkeep();
     (
         [(
