@@ -155,6 +155,7 @@ async fn the_schema_distributes_by_tenant_and_the_append_only_guard_holds() {
     let expected: Vec<(String, String)> = [
         "events",
         "inventory",
+        "relay_parked_events",
         "store_checkout_abandonments",
         "store_order_items",
         "store_orders",
@@ -193,7 +194,7 @@ async fn the_schema_distributes_by_tenant_and_the_append_only_guard_holds() {
     let mut conn = cluster.pool.acquire().await.unwrap();
     let again = order_store::distribute(&mut conn).await.unwrap();
     assert!(again.distributed.is_empty(), "{again:?}");
-    assert_eq!(again.already.len(), 5);
+    assert_eq!(again.already.len(), 6);
     // The append-only guard, for the owner too, on the cluster.
     let http = reqwest::Client::new();
     let app = serve_over(cluster.pool.clone()).await;
@@ -704,7 +705,7 @@ async fn a_live_single_node_store_moves_onto_the_cluster_and_the_relay_goes_on()
         .unwrap();
     let mut conn = cluster.pool.acquire().await.unwrap();
     let distribution = order_store::distribute(&mut conn).await.unwrap();
-    assert_eq!(distribution.distributed.len(), 5, "{distribution:?}");
+    assert_eq!(distribution.distributed.len(), 6, "{distribution:?}");
     assert_eq!(
         documented_distribution(),
         distribution.statements,
@@ -783,7 +784,7 @@ async fn the_rebuild_swaps_the_read_model_in_under_live_checkouts() {
     .fetch_all(&cluster.pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 5, "{tables:?}");
+    assert_eq!(tables.len(), 6, "{tables:?}");
     assert!(
         tables.iter().all(|(_, c)| *c == tables[0].1),
         "colocated: {tables:?}"

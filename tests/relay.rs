@@ -221,6 +221,51 @@ async fn a_stream_already_holding_an_event_from_the_middle_of_a_batch_does_not_s
     .await;
 }
 
+/// An event whose message exceeds the broker's max_payload (a server
+/// configured for 4 KiB, an order of 60 lines): recorded in
+/// relay_parked_events and published as a placeholder under its message
+/// id; everything after it is published; one message per event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_event_too_large_for_the_broker_is_parked_and_a_placeholder_stands_in_for_it() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start_with_max_payload(4096).await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    let skus: Vec<String> = (0..60).map(|i| format!("BULK-{i:02}")).collect();
+    for sku in &skus {
+        stocked_product(&db.pool, "acme", sku, 1_000, 100).await;
+    }
+    let lines: Vec<(&str, i64)> = skus.iter().map(|s| (s.as_str(), 1)).collect();
+    let big = OrderCommands::new(db.pool.clone())
+        .place_order(&as_customer("acme", "c"), checkout("c", "big", &lines))
+        .await
+        .unwrap();
+    place_orders(&db.pool, "after", 20, 4).await;
+    let relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    wait_until_published(&nats, &db, Duration::from_secs(30)).await;
+    let messages = nats.messages(STREAM).await;
+    assert_one_message_per_event_in_stream_order(&stored_event_ids(&db.pool).await, &messages);
+    let placeholders: Vec<&Value> = messages
+        .iter()
+        .map(|(_, _, body)| body)
+        .filter(|body| body.get("parked").is_some())
+        .collect();
+    assert_eq!(placeholders.len(), 1, "{placeholders:?}");
+    let placeholder = placeholders[0];
+    assert_eq!(placeholder["aggregate_id"], big.order.id.to_string());
+    assert_eq!(placeholder["event_type"], "OrderPlaced");
+    assert_eq!(placeholder["parked"]["max_payload"], 4096);
+    assert!(placeholder["parked"]["size_bytes"].as_u64().unwrap() > 3_072);
+    assert!(placeholder.get("payload").is_none());
+    let parked: Vec<(String, i64)> =
+        sqlx::query_as("SELECT aggregate_id, sequence FROM relay_parked_events")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(parked, [(big.order.id.to_string(), 1)]);
+    let metrics = relay.metrics().await;
+    assert!(metrics.contains("orders_relay_parked_total 1"), "{metrics}");
+}
+
 /// Three stores (three shops, each its own database, as on three
 /// PostgreSQL servers) with a relay each, all publishing into one stream
 /// while orders are placed in all three and one relay is killed and
@@ -428,12 +473,7 @@ async fn nats_stopped_under_load_and_restarted_loses_nothing() {
             "{first} then {second}"
         );
     }
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", relay.status_port))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = relay.metrics().await;
     assert!(metrics.contains("orders_relay_active 0"), "{metrics}");
     assert!(
         metrics.contains("orders_relay_failures_total{kind=\"broker\"}"),
@@ -519,7 +559,7 @@ async fn an_existing_stream_with_a_shorter_duplicate_window_is_refused_with_what
         .unwrap();
     let mut relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
     let exit = relay.exit_within(Duration::from_secs(20)).await;
-    let log = relay.log_tail(20);
+    let log = relay.log();
     assert!(exit.is_some_and(|s| !s.success()), "{exit:?}\n{log}");
     assert!(
         log.contains("de-duplicates for 60s") && log.contains("--dupe-window 600s"),
@@ -543,7 +583,7 @@ async fn a_deleted_stream_is_not_created_again_silently_and_is_filled_again_only
     nats.delete_stream(STREAM).await;
     let mut refused = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
     let exit = refused.exit_within(Duration::from_secs(20)).await;
-    let log = refused.log_tail(20);
+    let log = refused.log();
     assert!(exit.is_some_and(|s| !s.success()), "{exit:?}\n{log}");
     assert!(log.contains("ORDERS_RELAY_REPUBLISH_FROM_START"), "{log}");
     assert!(
@@ -579,7 +619,7 @@ async fn a_stream_deleted_under_a_running_relay_stops_it_with_a_clear_message() 
     nats.delete_stream(STREAM).await;
     place_orders(&db.pool, "after", 10, 5).await;
     let exit = relay.exit_within(Duration::from_secs(30)).await;
-    let log = relay.log_tail(20);
+    let log = relay.log();
     assert!(exit.is_some_and(|s| !s.success()), "{exit:?}\n{log}");
     assert!(
         log.contains("was deleted while the relay published"),

@@ -50,13 +50,36 @@ impl NatsServer {
         server
     }
 
+    /// As [`Self::start`], with the broker's `max_payload` (bytes) set in
+    /// a configuration file of its own.
+    pub async fn start_with_max_payload(bytes: usize) -> Self {
+        let store = std::env::temp_dir().join(format!(
+            "store-orders-nats-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::write(store.join("nats.conf"), format!("max_payload: {bytes}\n")).unwrap();
+        let mut server = Self {
+            child: None,
+            port: free_port(),
+            store,
+        };
+        server.resume().await;
+        server
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
     /// Starts the server (again) on its port, with its store.
     pub async fn resume(&mut self) {
-        let child = Command::new(nats_server_binary())
+        let mut command = Command::new(nats_server_binary());
+        let config = self.store.join("nats.conf");
+        if config.is_file() {
+            command.arg("-c").arg(&config);
+        }
+        let child = command
             .args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .arg("-sd")
@@ -217,12 +240,28 @@ impl RelayProcess {
         }
     }
 
+    /// `/metrics` of the relay.
+    pub async fn metrics(&self) -> String {
+        order_client::install_tls_provider();
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.status_port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Its exit status, if it exits within `limit`.
     pub async fn exit_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         tokio::time::timeout(limit, self.child.wait())
             .await
             .ok()
             .and_then(Result::ok)
+    }
+
+    /// Everything the relay logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The last `lines` lines the relay logged.

@@ -8,7 +8,8 @@
 SELECT transaction_id::text::bigint AS "xid!", position, tenant_id, aggregate_type,
        aggregate_id, sequence, event_type, event_version,
        payload::text AS "payload!", metadata::text AS "metadata!", recorded_at,
-       NULL::bigint AS "previous_xid?", NULL::bigint AS "previous_position?"
+       NULL::bigint AS "previous_xid?", NULL::bigint AS "previous_position?",
+       NULL::bigint AS "parked_size?", NULL::bigint AS "parked_limit?"
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())

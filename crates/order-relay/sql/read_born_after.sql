@@ -12,7 +12,8 @@
 SELECT e.transaction_id::text::bigint AS "xid!", e.position, e.tenant_id, e.aggregate_type,
        e.aggregate_id, e.sequence, e.event_type, e.event_version,
        e.payload::text AS "payload!", e.metadata::text AS "metadata!", e.recorded_at,
-       p.transaction_id::text::bigint AS "previous_xid?", p.position AS "previous_position?"
+       p.transaction_id::text::bigint AS "previous_xid?", p.position AS "previous_position?",
+       NULL::bigint AS "parked_size?", NULL::bigint AS "parked_limit?"
 FROM events AS e
 LEFT JOIN events AS p
        ON p.tenant_id = e.tenant_id AND p.aggregate_type = e.aggregate_type

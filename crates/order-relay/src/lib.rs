@@ -114,10 +114,11 @@ pub async fn run(
         .connect(&config.nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {} (NATS_URL)", config.nats_url))?;
+    let broker = client.clone();
     let mut jetstream = async_nats::jetstream::new(client);
     jetstream.set_timeout(config.ack_timeout);
     let mut shutdown = std::pin::pin!(shutdown);
-    relay::run(&config, &jetstream, &status, &mut shutdown).await?;
+    relay::run(&config, &jetstream, &broker, &status, &mut shutdown).await?;
     tracing::info!("relay stopped");
     Ok(())
 }

@@ -34,6 +34,36 @@ pub struct OutboxEvent {
     /// it birth (its commit-order coordinates there).
     previous_xid: Option<i64>,
     previous_position: Option<i64>,
+    /// Set (both) when its message would exceed the broker's max_payload:
+    /// it is published as a placeholder that says where to read it. Read
+    /// as NULL from the store.
+    parked_size: Option<i64>,
+    parked_limit: Option<i64>,
+}
+
+/// Why an event is published as a placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Parked {
+    /// The message it would have been, in bytes.
+    pub size_bytes: usize,
+    /// The broker's limit.
+    pub max_payload: usize,
+}
+
+/// The body that stands for a parked event: what it is, why it is not
+/// here, and where to read it.
+#[derive(Debug, Serialize)]
+struct Placeholder<'a> {
+    tenant: &'a str,
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+    sequence: i64,
+    position: i64,
+    event_type: &'a str,
+    event_version: &'a str,
+    recorded_at: DateTime<Utc>,
+    parked: Parked,
+    read_it_from: &'static str,
 }
 
 /// The JSON body of every message (docs/EVENTS.md).
@@ -94,6 +124,8 @@ impl OutboxEvent {
             recorded_at: DateTime::<Utc>::UNIX_EPOCH,
             previous_xid: None,
             previous_position: None,
+            parked_size: None,
+            parked_limit: None,
         }
     }
 
@@ -141,7 +173,64 @@ impl OutboxEvent {
         )
     }
 
+    /// A generous estimate of the message's size, without building it.
+    pub fn estimated_size(&self) -> usize {
+        self.payload.len()
+            + self.metadata.len()
+            + self.tenant_id.len()
+            + self.aggregate_type.len()
+            + self.aggregate_id.len()
+            + self.event_type.len()
+            + self.event_version.len()
+            + 256
+    }
+
+    /// Publish it as a placeholder: its message would be `size_bytes`, over
+    /// the broker's `max_payload`.
+    pub fn park(&mut self, size_bytes: usize, max_payload: usize) {
+        self.parked_size = Some(i64::try_from(size_bytes).unwrap_or(i64::MAX));
+        self.parked_limit = Some(i64::try_from(max_payload).unwrap_or(i64::MAX));
+    }
+
+    pub fn parked(&self) -> Option<Parked> {
+        Some(Parked {
+            size_bytes: usize::try_from(self.parked_size?).unwrap_or(usize::MAX),
+            max_payload: usize::try_from(self.parked_limit?).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// The stream's kind and the sequence, as stored (for the parked table).
+    pub fn coordinates(&self) -> (&str, &str, &str, i64) {
+        (
+            &self.tenant_id,
+            &self.aggregate_type,
+            &self.aggregate_id,
+            self.sequence,
+        )
+    }
+
     pub fn envelope(&self) -> Result<Bytes, UnpublishableEvent> {
+        if let Some(parked) = self.parked() {
+            let placeholder = Placeholder {
+                tenant: &self.tenant_id,
+                aggregate_type: &self.aggregate_type,
+                aggregate_id: &self.aggregate_id,
+                sequence: self.sequence,
+                position: self.position,
+                event_type: &self.event_type,
+                event_version: &self.event_version,
+                recorded_at: self.recorded_at,
+                parked,
+                read_it_from: "the store's events table: tenant_id, aggregate_type, aggregate_id, sequence (also listed in relay_parked_events)",
+            };
+            return serde_json::to_vec(&placeholder)
+                .map(Bytes::from)
+                .map_err(|e| UnpublishableEvent {
+                    position: self.position,
+                    stream: format!("{}/{}", self.aggregate_type, self.aggregate_id),
+                    reason: e.to_string(),
+                });
+        }
         let unpublishable = |reason: String| UnpublishableEvent {
             position: self.position,
             stream: format!("{}/{}", self.aggregate_type, self.aggregate_id),
@@ -266,6 +355,8 @@ mod tests {
                 .with_timezone(&Utc),
             previous_xid: None,
             previous_position: None,
+            parked_size: None,
+            parked_limit: None,
         }
     }
 

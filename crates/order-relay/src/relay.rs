@@ -44,13 +44,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(
     config: &RelayConfig,
     jetstream: &Context,
+    broker: &async_nats::Client,
     status: &Status,
     shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
 ) -> anyhow::Result<()> {
     let mut failures = 0;
     loop {
         let session = tokio::select! {
-            outcome = lead_and_publish(config, jetstream, status, &mut failures) => outcome,
+            outcome = lead_and_publish(config, jetstream, broker, status, &mut failures) => outcome,
             () = &mut *shutdown => return Ok(()),
         };
         if let Err(error) = session {
@@ -83,6 +84,7 @@ pub async fn run(
 async fn lead_and_publish(
     config: &RelayConfig,
     jetstream: &Context,
+    broker: &async_nats::Client,
     status: &Status,
     failures: &mut u32,
 ) -> anyhow::Result<()> {
@@ -292,6 +294,7 @@ async fn lead_and_publish(
             tokio::time::sleep(config.idle_poll).await;
             continue;
         }
+        park_oversized(&mut conn, broker, config, &mut batch).await?;
         let mut attempt = 0;
         let published = loop {
             match publish_in_order(jetstream, &batch).await {
@@ -374,6 +377,60 @@ async fn prepare_stream(
         published,
     )
     .await
+}
+
+/// Events whose message would exceed the broker's `max_payload`: recorded
+/// in `relay_parked_events` and published as a placeholder under the same
+/// message id (docs/EVENTS.md), so that one oversized event neither stops
+/// the relay (the broker refuses it and drops the connection, for ever)
+/// nor leaves a gap in the stream.
+async fn park_oversized(
+    conn: &mut PgConnection,
+    broker: &async_nats::Client,
+    config: &RelayConfig,
+    batch: &mut [OutboxEvent],
+) -> anyhow::Result<()> {
+    let max_payload = broker.server_info().max_payload;
+    if max_payload == 0 {
+        // Not connected yet: publishing fails and is retried.
+        return Ok(());
+    }
+    // Room for the subject and the headers (Nats-Msg-Id).
+    let limit = max_payload.saturating_sub(1024);
+    for event in batch.iter_mut() {
+        if event.estimated_size() <= limit {
+            continue;
+        }
+        let size = event.envelope()?.len();
+        if size <= limit {
+            continue;
+        }
+        let (tenant, kind, id, sequence) = event.coordinates();
+        sqlx::query_file!(
+            "sql/park_event.sql",
+            tenant,
+            kind,
+            id,
+            sequence,
+            config.name,
+            event.cursor().position,
+            i64::try_from(size).unwrap_or(i64::MAX),
+            i64::try_from(max_payload).unwrap_or(i64::MAX)
+        )
+        .execute(&mut *conn)
+        .await?;
+        tracing::warn!(
+            tenant,
+            stream = %format!("{kind}/{id}"),
+            sequence,
+            size,
+            max_payload,
+            "an event's message exceeds the broker's max_payload: parked (relay_parked_events), a placeholder published in its place"
+        );
+        metrics::counter!("orders_relay_parked_total").increment(1);
+        event.park(size, max_payload);
+    }
+    Ok(())
 }
 
 /// The checkpoint (and leadership lock) of the events born on `group`:

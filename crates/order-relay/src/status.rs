@@ -235,6 +235,10 @@ pub fn prometheus() -> anyhow::Result<PrometheusHandle> {
         "Seconds since the relay last completed a round (published, or found nothing to publish)"
     );
     metrics::describe_counter!(
+        "orders_relay_parked_total",
+        "Events whose message exceeded the broker's max_payload, published as placeholders (relay_parked_events)"
+    );
+    metrics::describe_counter!(
         "orders_relay_failures_total",
         "Interruptions by kind: database, broker, other"
     );

@@ -200,6 +200,19 @@ enum RoleArg {
     Staff,
 }
 
+/// [`main`] for a process: an error is printed as one line with its
+/// causes (never a backtrace, whatever `RUST_BACKTRACE` says: an operator
+/// reads it) and the exit code is 1.
+pub async fn main_with_exit_code() -> std::process::ExitCode {
+    match main().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("Error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The whole command line: parses the process's arguments and runs the
 /// subcommand.
 pub async fn main() -> anyhow::Result<()> {

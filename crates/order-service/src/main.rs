@@ -1,6 +1,6 @@
 //! `order-service`: see [`order_service::cli`].
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    order_service::cli::main().await
+async fn main() -> std::process::ExitCode {
+    order_service::cli::main_with_exit_code().await
 }

@@ -2,6 +2,6 @@
 //! tests can start it as a process (`CARGO_BIN_EXE_order-service-under-test`).
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    order_service::cli::main().await
+async fn main() -> std::process::ExitCode {
+    order_service::cli::main_with_exit_code().await
 }
