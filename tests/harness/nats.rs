@@ -36,29 +36,24 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub async fn start() -> Self {
-        let store = std::env::temp_dir().join(format!(
-            "store-orders-nats-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&store).unwrap();
-        let mut server = Self {
-            child: None,
-            port: free_port(),
-            store,
-        };
-        server.resume().await;
-        server
+        Self::start_with_config(None).await
     }
 
     /// As [`Self::start`], with the broker's `max_payload` (bytes) set in
     /// a configuration file of its own.
     pub async fn start_with_max_payload(bytes: usize) -> Self {
+        Self::start_with_config(Some(format!("max_payload: {bytes}\n"))).await
+    }
+
+    async fn start_with_config(config: Option<String>) -> Self {
         let store = std::env::temp_dir().join(format!(
             "store-orders-nats-{}",
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&store).unwrap();
-        std::fs::write(store.join("nats.conf"), format!("max_payload: {bytes}\n")).unwrap();
+        if let Some(config) = config {
+            std::fs::write(store.join("nats.conf"), config).unwrap();
+        }
         let mut server = Self {
             child: None,
             port: free_port(),
