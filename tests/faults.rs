@@ -21,6 +21,7 @@ use sqlx::{Connection, PgConnection};
 use store_orders_tests::app::{token_for, AppOptions};
 use store_orders_tests::commit_cutting_proxy::CommitCuttingProxy;
 use store_orders_tests::fixtures::*;
+use store_orders_tests::nats::eventually;
 use store_orders_tests::own_cluster::OwnCluster;
 use store_orders_tests::service_process::{free_port, ServiceProcess};
 use store_orders_tests::{TestApp, TestDatabase};
@@ -81,9 +82,12 @@ async fn a_service_killed_mid_stream_leaves_every_key_with_exactly_one_order() {
         })
         .collect();
     // Kill it mid-stream: once about a sixth of the orders are in.
-    while db.count("SELECT count(*) FROM store_orders").await < 60 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "60 orders stored before the kill",
+        || async { db.count("SELECT count(*) FROM store_orders").await >= 60 },
+    )
+    .await;
     service.kill().await;
     let killed_at = Instant::now();
     let before_kill = db.count("SELECT count(*) FROM store_orders").await;
@@ -437,9 +441,16 @@ async fn far_more_requests_than_connections_get_fast_503s_and_the_service_stays_
             })
         })
         .collect();
-    while app.db.count(&format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'", app.db.name())).await < 2 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+        app.db.name()
+    );
+    eventually(
+        Duration::from_secs(30),
+        "two checkouts wait for the row lock",
+        || async { app.db.count(&waiting).await >= 2 },
+    )
+    .await;
     let (exhausted, exhausted_in) = flood(&app, &token, "exhausted", 300).await;
     lock.commit().await.unwrap();
     for holder in holders {

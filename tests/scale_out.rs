@@ -257,7 +257,12 @@ async fn retrying_clients(
             for k in 0..keys_each {
                 let key = format!("client-{client}-{k}");
                 let mut attempt = client;
+                let started = std::time::Instant::now();
                 loop {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "{key}: no replica answered within a minute"
+                    );
                     let base = &replicas[attempt % replicas.len()];
                     match checkout(&http, base, &token, &key, &body).await {
                         Some((201 | 200, id)) => {
