@@ -209,7 +209,6 @@ impl RelayProcess {
         stream: &str,
         env: &[(&str, &str)],
     ) -> Self {
-        let status_port = free_port();
         let log = std::env::temp_dir().join(format!(
             "store-orders-relay-{}.log",
             uuid::Uuid::new_v4().simple()
@@ -221,18 +220,41 @@ impl RelayProcess {
             .env("DATABASE_URL", database_url)
             .env("NATS_URL", nats_url)
             .env("ORDERS_RELAY_STREAM", stream)
-            .env("ORDERS_RELAY_BIND", format!("127.0.0.1:{status_port}"))
+            // Port 0: the relay binds a free port itself and logs it (a
+            // port picked here and bound there could be taken between).
+            .env("ORDERS_RELAY_BIND", "127.0.0.1:0")
             .env("RUST_LOG", "info,sqlx=warn")
             .stdout(Stdio::null())
             .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("the relay starts");
-        Self {
+        let mut relay = Self {
             child,
-            status_port,
+            status_port: 0,
             log,
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Some(port) = relay.logged_status_port() {
+                relay.status_port = port;
+                return relay;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        panic!(
+            "the relay did not say where it serves /readyz within 30 s:\n{}",
+            relay.log()
+        );
+    }
+
+    /// The port of `/readyz` as the relay logged it ("relay status on
+    /// /readyz and /metrics address=127.0.0.1:PORT").
+    fn logged_status_port(&self) -> Option<u16> {
+        let log = self.log();
+        let line = log.lines().find(|l| l.contains("relay status on"))?;
+        let address = line.split("address=").nth(1)?.split_whitespace().next()?;
+        address.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
     }
 
     /// `/metrics` of the relay.
