@@ -122,6 +122,25 @@ async fn every_event_of_orders_placed_concurrently_arrives_once_and_in_stream_or
     assert_eq!(placed["payload"]["OrderPlaced"]["channel"], "api");
     assert_eq!(placed["metadata"]["tenant_id"], "acme");
     assert!(placed["position"].as_i64().unwrap() > 0);
+    // Each message carries its event's commit-order coordinates as stored.
+    let stored: std::collections::HashMap<String, (i64, i64)> =
+        sqlx::query_as::<_, (String, String, String, i64, i64, i64)>(
+            "SELECT tenant_id, lower(aggregate_type), aggregate_id, sequence, \
+                transaction_id::text::bigint, position FROM events",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(tenant, kind, id, sequence, xid, position)| {
+            (format!("{tenant}/{kind}/{id}/{sequence}"), (xid, position))
+        })
+        .collect();
+    for (id, xid, position) in nats.message_coordinates(STREAM).await {
+        if id.contains("/order/") {
+            assert_eq!(stored.get(&id), Some(&(xid, position)), "{id}");
+        }
+    }
     let (status, readiness) = relay.readiness().await.unwrap();
     assert_eq!(status, 200, "{readiness}");
     eventually(Duration::from_secs(5), "lag back to zero", || async {

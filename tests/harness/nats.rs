@@ -155,6 +155,49 @@ impl NatsServer {
 }
 
 impl NatsServer {
+    /// Every message of `stream`: its id and the commit-order coordinates
+    /// its headers carry (`Orders-Transaction-Id`, `Orders-Position`).
+    pub async fn message_coordinates(&self, stream: &str) -> Vec<(String, i64, i64)> {
+        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+        use futures::StreamExt;
+        let client = async_nats::connect(self.url()).await.unwrap();
+        let js = jetstream::new(client);
+        let mut stream = js.get_stream(stream).await.unwrap();
+        let total = stream.info().await.unwrap().state.messages;
+        let consumer = stream
+            .create_consumer(pull::Config {
+                ack_policy: AckPolicy::None,
+                deliver_policy: DeliverPolicy::All,
+                ..pull::Config::default()
+            })
+            .await
+            .unwrap();
+        let mut batches = consumer.messages().await.unwrap();
+        let mut found = Vec::new();
+        while (found.len() as u64) < total {
+            let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_secs(5), batches.next()).await
+            else {
+                break;
+            };
+            let message = message.unwrap();
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            };
+            found.push((
+                header("Nats-Msg-Id"),
+                header("Orders-Transaction-Id").parse().unwrap_or(-1),
+                header("Orders-Position").parse().unwrap_or(-1),
+            ));
+        }
+        found
+    }
+
     /// Deletes `stream` (as an operator might).
     pub async fn delete_stream(&self, stream: &str) {
         let client = async_nats::connect(self.url()).await.unwrap();
@@ -254,7 +297,10 @@ impl RelayProcess {
         let log = self.log();
         let line = log.lines().find(|l| l.contains("relay status on"))?;
         let address = line.split("address=").nth(1)?.split_whitespace().next()?;
-        address.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+        address
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.port())
     }
 
     /// `/metrics` of the relay.

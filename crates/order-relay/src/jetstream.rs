@@ -12,6 +12,11 @@ use futures::future::join_all;
 
 use crate::outbox::{OutboxEvent, UnpublishableEvent};
 
+/// Each message's event's place in its node's commit order (docs/EVENTS.md):
+/// the transaction id and the position, as stored.
+pub const TRANSACTION_ID_HEADER: &str = "Orders-Transaction-Id";
+pub const POSITION_HEADER: &str = "Orders-Position";
+
 /// The subjects of the relay's stream.
 pub const SUBJECTS: &str = "orders.>";
 
@@ -181,9 +186,12 @@ async fn publish_round(
 ) -> Result<Published, PublishFailure> {
     let mut pending = Vec::with_capacity(events.len());
     for event in events {
+        let cursor = event.cursor();
         let publish = Publish::build()
             .payload(event.envelope()?)
-            .message_id(event.message_id());
+            .message_id(event.message_id())
+            .header(TRANSACTION_ID_HEADER, cursor.transaction_id.to_string())
+            .header(POSITION_HEADER, cursor.position.to_string());
         let sent = jetstream
             .send_publish(event.subject(), publish)
             .await
