@@ -22,6 +22,22 @@ fn priced_line() -> impl Strategy<Value = PricedLine> {
         .prop_map(|(sku, quantity, price)| line(sku, quantity, price))
 }
 
+/// Lines of a checkout that must be placed: distinct SKUs, positive
+/// quantities and prices.
+fn valid_lines() -> impl Strategy<Value = Vec<PricedLine>> {
+    prop::sample::subsequence(vec!["A", "B", "C", "D"], 1..=4)
+        .prop_flat_map(|skus| {
+            let terms = prop::collection::vec((1_i64..=5, 1_i64..=1_000), skus.len());
+            (Just(skus), terms)
+        })
+        .prop_map(|(skus, terms)| {
+            skus.into_iter()
+                .zip(terms)
+                .map(|(sku, (quantity, price))| line(sku, quantity, price))
+                .collect()
+        })
+}
+
 fn command() -> impl Strategy<Value = OrderCommand> {
     let place = (
         prop::sample::select(vec!["cust-1", "cust-2"]),
@@ -139,14 +155,17 @@ proptest! {
     }
 
     #[test]
-    fn a_placed_order_adds_up(lines in prop::collection::vec(priced_line(), 1..5)) {
+    fn a_placed_order_adds_up(lines in valid_lines()) {
         let (order, _) = run(vec![OrderCommand::PlaceOrder(checkout(lines))]);
-        if let Some(details) = order.details() {
-            let sum: i64 = details.lines.iter().map(|l| l.line_total).sum();
-            prop_assert_eq!(details.total, sum);
-            for l in &details.lines {
-                prop_assert_eq!(l.line_total, l.unit_price * i64::from(l.quantity));
-            }
+        // Every generated checkout is valid: it must place an order (an
+        // `if let` here let a refused checkout pass without a check).
+        let details = order.details();
+        prop_assert!(details.is_some(), "a valid checkout placed no order");
+        let details = details.unwrap();
+        let sum: i64 = details.lines.iter().map(|l| l.line_total).sum();
+        prop_assert_eq!(details.total, sum);
+        for l in &details.lines {
+            prop_assert_eq!(l.line_total, l.unit_price * i64::from(l.quantity));
         }
     }
 }
