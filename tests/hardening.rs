@@ -446,6 +446,25 @@ async fn the_services_sessions_time_out_statements_and_idle_transactions() {
     .await
     .unwrap();
     assert_eq!((statement.as_str(), idle.as_str()), ("1500ms", "1500ms"));
+    // And they act: a statement running past it is cancelled...
+    let started = Instant::now();
+    let slow = sqlx::query("SELECT pg_sleep(10)").execute(&pool).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(&slow, Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("57014")),
+        "{slow:?}"
+    );
+    assert!(took < Duration::from_secs(5), "cancelled after {took:?}");
+    // ...and a transaction left idle past it loses its session.
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let after_idle = sqlx::query("SELECT 1").execute(&mut *conn).await;
+    assert!(
+        after_idle.is_err(),
+        "the idle transaction's session survived"
+    );
 }
 
 /// The JWT secret never travels on a command line (the process list shows
