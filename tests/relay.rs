@@ -136,11 +136,17 @@ async fn every_event_of_orders_placed_concurrently_arrives_once_and_in_stream_or
             (format!("{tenant}/{kind}/{id}/{sequence}"), (xid, position))
         })
         .collect();
+    let mut checked = 0;
     for (id, xid, position) in nats.message_coordinates(STREAM).await {
         if id.contains("/order/") {
             assert_eq!(stored.get(&id), Some(&(xid, position)), "{id}");
+            checked += 1;
         }
     }
+    assert!(
+        checked >= 300,
+        "the coordinates of {checked} order events checked"
+    );
     let (status, readiness) = relay.readiness().await.unwrap();
     assert_eq!(status, 200, "{readiness}");
     eventually(Duration::from_secs(5), "lag back to zero", || async {

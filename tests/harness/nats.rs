@@ -189,8 +189,16 @@ impl NatsServer {
                     .map(|v| v.to_string())
                     .unwrap_or_default()
             };
+            // The message id by async-nats' own name for it: looked up by
+            // its text it is not found (a standard header).
+            let id = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
             found.push((
-                header("Nats-Msg-Id"),
+                id,
                 header("Orders-Transaction-Id").parse().unwrap_or(-1),
                 header("Orders-Position").parse().unwrap_or(-1),
             ));
