@@ -123,6 +123,14 @@ struct ServeArgs {
     /// `Connection: close`; pipelined requests after it are not read).
     #[arg(long, env = "ORDERS_MAX_REQUESTS_PER_CONNECTION", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..))]
     max_requests_per_connection: u32,
+    /// Writers storing appends by group commit (appends that arrive while
+    /// they are busy are stored together, one transaction per batch); 0:
+    /// every append its own transaction.
+    #[arg(long, env = "ORDERS_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=64))]
+    writers: u32,
+    /// Most appends in one group-commit batch.
+    #[arg(long, env = "ORDERS_MAX_BATCH", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=64))]
+    max_batch: u32,
     /// Most checkouts one customer may abandon per minute (429 beyond).
     #[arg(long, env = "ORDERS_ABANDON_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     abandon_limit: u32,
@@ -248,6 +256,10 @@ where
                     most: args.abandon_limit,
                     ..order_store::AbandonmentLimit::default()
                 },
+                group_commit: (args.writers > 0).then_some(order_store::GroupCommitSettings {
+                    writers: args.writers as usize,
+                    max_batch: args.max_batch as usize,
+                }),
             };
             run(config).await
         }
@@ -408,10 +420,11 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
     }
     let pool = config.database.pool().context("DATABASE_URL")?;
     warn_if_privileged(&pool).await;
-    let state = AppState::with_abandonment_limit(
+    let state = AppState::configured(
         pool.clone(),
         config.keys.clone(),
         config.abandonment_limit,
+        config.group_commit,
     );
     let listener = TcpListener::bind(config.bind)
         .await

@@ -15,6 +15,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Appends per group-commit batch: 1 (a lone append) to the largest batch.
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
 /// The process's Prometheus recorder (installed on first use; one per
 /// process, shared by every app instance in it).
 pub fn prometheus() -> PrometheusHandle {
@@ -22,6 +25,12 @@ pub fn prometheus() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
+                .and_then(|builder| {
+                    builder.set_buckets_for_metric(
+                        Matcher::Full("orders_append_batch_size".to_owned()),
+                        BATCH_SIZE_BUCKETS,
+                    )
+                })
                 .map(PrometheusBuilder::build_recorder)
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
@@ -75,6 +84,19 @@ fn describe() {
     metrics::describe_gauge!(
         "orders_commit_order_node_held_back_seconds",
         "On a Citus cluster: how long the oldest of them has waited"
+    );
+    metrics::describe_histogram!(
+        "orders_append_batch_size",
+        "Appends stored per group-commit batch (1: a lone append, stored at once)"
+    );
+    metrics::describe_histogram!(
+        "orders_append_queue_wait_seconds",
+        metrics::Unit::Seconds,
+        "How long an append waited for a writer before its batch was stored"
+    );
+    metrics::describe_counter!(
+        "orders_append_batches_split_total",
+        "Batches that failed as a whole and were stored one append at a time"
     );
     // Projected inline: the read model is never behind the events.
     metrics::gauge!("orders_projector_lag_events").set(0.0);

@@ -4,7 +4,8 @@ use axum::extract::FromRef;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use order_store::{
-    AbandonmentLimit, CatalogueCommands, CatalogueQueries, OrderCommands, OrderQueries, StoreProbe,
+    AbandonmentLimit, CatalogueCommands, CatalogueQueries, GroupCommit, GroupCommitSettings,
+    OrderCommands, OrderQueries, StoreProbe,
 };
 use sqlx::PgPool;
 
@@ -43,11 +44,33 @@ impl AppState {
         keys: JwtKeys,
         abandonment_limit: AbandonmentLimit,
     ) -> Self {
+        Self::configured(
+            pool,
+            keys,
+            abandonment_limit,
+            Some(GroupCommitSettings::default()),
+        )
+    }
+
+    /// As [`AppState::with_abandonment_limit`], with appends stored by
+    /// group commit with these settings (started on the current runtime),
+    /// or each alone (None).
+    pub fn configured(
+        pool: PgPool,
+        keys: JwtKeys,
+        abandonment_limit: AbandonmentLimit,
+        group_commit: Option<GroupCommitSettings>,
+    ) -> Self {
+        let mut orders = OrderCommands::new(pool.clone()).with_abandonment_limit(abandonment_limit);
+        let mut catalogue = CatalogueCommands::new(pool.clone());
+        if let Some(settings) = group_commit {
+            let writers = GroupCommit::start(pool.clone(), settings);
+            orders = orders.with_group_commit(writers.clone());
+            catalogue = catalogue.with_group_commit(writers);
+        }
         Self {
-            orders: Arc::new(
-                OrderCommands::new(pool.clone()).with_abandonment_limit(abandonment_limit),
-            ),
-            catalogue: Arc::new(CatalogueCommands::new(pool.clone())),
+            orders: Arc::new(orders),
+            catalogue: Arc::new(catalogue),
             order_queries: OrderQueries::new(pool.clone()),
             catalogue_queries: CatalogueQueries::new(pool.clone()),
             keys,

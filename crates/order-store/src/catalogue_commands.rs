@@ -14,6 +14,7 @@ use crate::command_context::CommandContext;
 use crate::error::{StockRejection, StoreError};
 use crate::event_store::{EventStore, Stream};
 use crate::execute::{execute, ExecuteError};
+use crate::group_commit::GroupCommit;
 use crate::order_commands::CheckoutOutcome;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,14 @@ impl CatalogueCommands {
         Self {
             store: EventStore::new(pool.clone()),
             queries: CatalogueQueries::new(pool),
+        }
+    }
+
+    /// The same commands, their appends stored through `writers`.
+    pub fn with_group_commit(self, writers: GroupCommit) -> Self {
+        Self {
+            store: self.store.with_group_commit(writers),
+            ..self
         }
     }
 

@@ -7,6 +7,7 @@
 //! gets a typed answer (`append_to_stream`, migration 5), so that no error
 //! travels boxed through cqrs-es and is recovered by downcasting.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +19,8 @@ use sqlx::PgPool;
 
 use crate::catalogue_queries::CataloguePrice;
 use crate::error::{constraint_of, is_transient, is_unavailable, StoreError};
-use crate::projection::rows::ProjectionArrays;
+use crate::group_commit::GroupCommit;
+use crate::projection::rows::{ProjectionArrays, StockGuardSql};
 use crate::projection::{projection_error, ReadModelChanges, TenantChanges};
 use crate::shop_event::RecordedEvent;
 use crate::stream_kind::StreamKind;
@@ -90,7 +92,7 @@ pub(crate) struct AbandonmentBound<'a> {
 
 /// The statement that stores an append.
 #[derive(Debug, Clone, Copy)]
-enum Statement<'a> {
+pub(crate) enum Statement<'a> {
     /// `append_to_stream`: any command's events.
     Append,
     /// `abandon_checkout`: the first event of an order stream, a
@@ -141,12 +143,15 @@ pub async fn load_stream<A: StreamKind>(
 #[derive(Debug, Clone)]
 pub(crate) struct EventStore {
     pool: PgPool,
+    /// Where appends go: this process's writers (several appends in one
+    /// transaction), or None: each its own call on the pool.
+    group_commit: Option<GroupCommit>,
 }
 
 /// A row of the `new_event` composite type.
 #[derive(Debug, Clone, sqlx::Type)]
 #[sqlx(type_name = "new_event")]
-struct NewEventSql {
+pub(crate) struct NewEventSql {
     aggregate_type: String,
     aggregate_id: String,
     sequence: i64,
@@ -161,7 +166,7 @@ struct NewEventSql {
 /// A row of the `catalogue_price` composite type.
 #[derive(Debug, Clone, sqlx::Type)]
 #[sqlx(type_name = "catalogue_price")]
-struct CataloguePriceSql {
+pub(crate) struct CataloguePriceSql {
     sku: String,
     name: String,
     unit_price: i64,
@@ -170,15 +175,15 @@ struct CataloguePriceSql {
 
 /// A row of `append_to_stream`'s answer.
 #[derive(Debug, sqlx::FromRow)]
-struct AppendAnswer {
-    outcome: String,
-    sku: Option<String>,
-    requested: Option<i64>,
-    available: Option<i64>,
-    sequence: Option<i64>,
-    event_type: Option<String>,
-    event_version: Option<String>,
-    payload: Option<String>,
+pub(crate) struct AppendAnswer {
+    pub outcome: String,
+    pub sku: Option<String>,
+    pub requested: Option<i64>,
+    pub available: Option<i64>,
+    pub sequence: Option<i64>,
+    pub event_type: Option<String>,
+    pub event_version: Option<String>,
+    pub payload: Option<String>,
 }
 
 /// A stored event, as a stream load reads it.
@@ -192,7 +197,18 @@ struct StoredEvent {
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            group_commit: None,
+        }
+    }
+
+    /// The same store, its appends (not its abandons) through `writers`.
+    pub fn with_group_commit(self, writers: GroupCommit) -> Self {
+        Self {
+            group_commit: Some(writers),
+            ..self
+        }
     }
 
     /// The stream `id` of kind `A` in `tenant` (empty if it has no event).
@@ -257,18 +273,34 @@ impl EventStore {
         append: &Append<'_, A>,
         statement: Statement<'_>,
     ) -> Result<Appended<A>, StoreError> {
-        let call = AppendCall::new(append)?;
+        let call = Arc::new(AppendCall::new(append)?);
         let mut attempt = 1;
         loop {
-            match call.run::<A>(&self.pool, append, statement).await {
+            let answers = match (&self.group_commit, statement) {
+                (Some(writers), Statement::Append) if call.arrays.abandonments.is_empty() => {
+                    writers.append(Arc::clone(&call)).await
+                }
+                _ => call.run_alone(&self.pool, statement).await,
+            };
+            match answers.and_then(|answers| call.outcome::<A>(answers)) {
                 Err(AppendFailure::Database(err))
                     if is_transient(&err) && attempt < TRANSIENT_ATTEMPTS =>
                 {
                     metrics::counter!("orders_transient_retries_total").increment(1);
                     tracing::debug!(attempt, error = %err, "retrying a deadlocked append");
-                    let pause = rand::random_range(1..=10 * u64::from(attempt));
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    pause_before(attempt).await;
                     attempt += 1;
+                }
+                Err(AppendFailure::Transient) if attempt < TRANSIENT_ATTEMPTS => {
+                    metrics::counter!("orders_transient_retries_total").increment(1);
+                    tracing::debug!(attempt, "retrying an append its batch could not store");
+                    pause_before(attempt).await;
+                    attempt += 1;
+                }
+                Err(AppendFailure::Transient) => {
+                    return Err(StoreError::Internal(format!(
+                        "an append kept deadlocking ({TRANSIENT_ATTEMPTS} attempts)"
+                    )))
                 }
                 Err(AppendFailure::Database(err)) => return Err(append_error(err)),
                 Err(AppendFailure::Conflict) => return Ok(Appended::Conflict),
@@ -279,17 +311,34 @@ impl EventStore {
     }
 }
 
-/// The arguments of one `append_to_stream` call, built once for all its
-/// attempts.
-struct AppendCall {
-    events: Vec<NewEventSql>,
-    changes: ReadModelChanges,
-    prices: Vec<CataloguePriceSql>,
+/// A short random pause before attempt `attempt + 1`, so that two
+/// deadlocked appends do not meet again.
+async fn pause_before(attempt: u32) {
+    let pause = rand::random_range(1..=10 * u64::from(attempt));
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+}
+
+/// One append, prepared once for all its attempts: the rows of
+/// `append_to_stream`'s arguments, owned, so that a writer of the group
+/// commit can store it beside others.
+#[derive(Debug)]
+pub(crate) struct AppendCall {
+    pub tenant: TenantId,
+    pub aggregate_type: &'static str,
+    pub id: String,
+    pub expected: i64,
+    pub events: Vec<NewEventSql>,
+    pub guard: Vec<StockGuardSql>,
+    pub prices: Vec<CataloguePriceSql>,
+    pub arrays: ProjectionArrays,
     count: u64,
 }
 
-enum AppendFailure {
+pub(crate) enum AppendFailure {
     Conflict,
+    /// A deadlock or serialization failure undid this append alone (in a
+    /// batch, its neighbours were stored): send it again.
+    Transient,
     Database(sqlx::Error),
     Store(StoreError),
 }
@@ -324,6 +373,8 @@ impl AppendCall {
         }
         let changes = ReadModelChanges::from_events(&recorded)
             .map_err(|e| StoreError::Internal(format!("cannot project events: {e}")))?;
+        let empty = TenantChanges::default();
+        let tenant_changes = changes.of(append.tenant).unwrap_or(&empty);
         let prices = append
             .prices
             .iter()
@@ -335,22 +386,25 @@ impl AppendCall {
             })
             .collect();
         Ok(Self {
+            tenant: append.tenant.clone(),
+            aggregate_type: A::TYPE,
+            id: append.id.to_owned(),
+            expected: append.expected,
             events,
-            changes,
+            guard: tenant_changes.stock_guard(append.tenant),
             prices,
+            arrays: ProjectionArrays::of(append.tenant, tenant_changes),
             count: recorded.len() as u64,
         })
     }
 
-    async fn run<A: StreamKind>(
+    /// Stores this append alone, in its own transaction.
+    pub(crate) async fn run_alone(
         &self,
         pool: &PgPool,
-        append: &Append<'_, A>,
         statement: Statement<'_>,
-    ) -> Result<Appended<A>, AppendFailure> {
-        let empty = TenantChanges::default();
-        let changes = self.changes.of(append.tenant).unwrap_or(&empty);
-        let arrays = ProjectionArrays::of(append.tenant, changes);
+    ) -> Result<Vec<AppendAnswer>, AppendFailure> {
+        let arrays = &self.arrays;
         let query = match statement {
             // An abandonment is only ever a stream's first event, written by
             // `abandon_checkout`; the checkout's path does not carry them.
@@ -360,35 +414,42 @@ impl AppendCall {
                 )))
             }
             Statement::Append => sqlx::query_as(include_str!("sql/append_to_stream.sql"))
-                .bind(append.tenant.as_str())
-                .bind(A::TYPE)
-                .bind(append.id)
-                .bind(append.expected)
+                .bind(self.tenant.as_str())
+                .bind(self.aggregate_type)
+                .bind(&self.id)
+                .bind(self.expected)
                 .bind(&self.events)
-                .bind(changes.stock_guard(append.tenant))
+                .bind(&self.guard)
                 .bind(&self.prices)
-                .bind(arrays.products)
-                .bind(arrays.stock)
-                .bind(arrays.orders)
-                .bind(arrays.updates)
-                .bind(arrays.items),
+                .bind(&arrays.products)
+                .bind(&arrays.stock)
+                .bind(&arrays.orders)
+                .bind(&arrays.updates)
+                .bind(&arrays.items),
             Statement::Abandon(bound) => sqlx::query_as(include_str!("sql/abandon_checkout.sql"))
-                .bind(append.tenant.as_str())
-                .bind(append.id)
+                .bind(self.tenant.as_str())
+                .bind(&self.id)
                 .bind(&self.events)
-                .bind(arrays.abandonments)
+                .bind(&arrays.abandonments)
                 .bind(bound.map(|b| b.customer.as_str()))
                 .bind(bound.map(|b| b.at))
                 .bind(bound.map(|b| i64::from(b.most)))
                 .bind(bound.map(|b| b.window)),
         };
-        let answers: Vec<AppendAnswer> = query.fetch_all(pool).await.map_err(|err| {
+        query.fetch_all(pool).await.map_err(|err| {
             if lost_race(&err) {
                 AppendFailure::Conflict
             } else {
                 AppendFailure::Database(err)
             }
-        })?;
+        })
+    }
+
+    /// What the store's answer to this append means.
+    fn outcome<A: StreamKind>(
+        &self,
+        answers: Vec<AppendAnswer>,
+    ) -> Result<Appended<A>, AppendFailure> {
         let answer = |what: String| AppendFailure::Store(StoreError::Internal(what));
         let first = answers
             .first()
@@ -410,7 +471,7 @@ impl AppendCall {
                     .into_iter()
                     .map(|row| {
                         decode::<A>(
-                            append.id,
+                            &self.id,
                             row.sequence.unwrap_or_default(),
                             row.event_type.as_deref().unwrap_or_default(),
                             row.event_version.as_deref().unwrap_or_default(),
@@ -470,7 +531,7 @@ fn lost_race(err: &sqlx::Error) -> bool {
 }
 
 /// An unreachable database, or a projection failure, named.
-fn append_error(err: sqlx::Error) -> StoreError {
+pub(crate) fn append_error(err: sqlx::Error) -> StoreError {
     if is_unavailable(&err) {
         StoreError::Unavailable(err)
     } else {

@@ -24,6 +24,10 @@
 //!   stream moved on (its newer events), a conflict, or a refusal; and the
 //!   abandon of a checkout's key (`abandon_checkout`, migration 9: the
 //!   stream's first event, within a per-customer bound).
+//! - `group_commit.rs`: [`GroupCommit`]: appends go through a few writers;
+//!   those that arrive while the writers are busy are stored together, one
+//!   transaction per tenant's batch (`append_batch`, migration 14), each
+//!   with its own answer.
 //! - `execute.rs`: decide on the stream as known, append, and when it moved
 //!   on, fold what came back and decide again.
 //! - `stream_kind.rs`: what the store needs of each aggregate (Order,
@@ -72,6 +76,7 @@ mod error;
 mod event_store;
 pub mod event_upcasters;
 mod execute;
+mod group_commit;
 mod known_orders;
 mod order_commands;
 mod order_queries;
@@ -91,6 +96,7 @@ pub use database_url::with_database;
 pub use distribution::{distribute, DistributeError, Distribution};
 pub use error::{StockRejection, StoreError};
 pub use event_store::load_stream;
+pub use group_commit::{GroupCommit, GroupCommitSettings};
 pub use order_commands::{
     AbandonError, AbandonmentLimit, CheckoutError, CheckoutOutcome, OrderCommandError,
     OrderCommands, OrderTransition, PlacedOrder, Settlement,

@@ -16,6 +16,7 @@ use crate::command_context::{Actor, CommandContext};
 use crate::error::StoreError;
 use crate::event_store::{AbandonmentBound, Append, Appended, EventStore, Refusal, Stream};
 use crate::execute::{count_rerun, decide, execute, ExecuteError, CONFLICT_ATTEMPTS};
+use crate::group_commit::GroupCommit;
 use crate::known_orders::KnownOrders;
 use crate::order_view::{checkout_status_of, order_of};
 use crate::price_cache::PriceCache;
@@ -177,6 +178,16 @@ impl OrderCommands {
             prices: PriceCache::default(),
             known: KnownOrders::default(),
             abandonment_limit: AbandonmentLimit::default(),
+        }
+    }
+
+    /// The same commands, their appends stored through `writers` (a
+    /// checkout's, a payment's...; an abandon is stored alone: it takes a
+    /// per-customer lock and is rare).
+    pub fn with_group_commit(self, writers: GroupCommit) -> Self {
+        Self {
+            store: self.store.with_group_commit(writers),
+            ..self
         }
     }
 
