@@ -1,33 +1,39 @@
 -- Group commit (issue 23): the appends of one tenant that arrive while the
 -- service's writers are busy are stored in one transaction, by one call.
 --
--- Each append is exactly the call the service makes for a lone append
--- (append_to_stream: look at the stream, lock, look again, check prices and
--- stock, insert, project), run in its own subtransaction so that one
--- append's failure never undoes its neighbours':
---   - a unique violation on the stream's keys (a concurrent append on
---     another connection or replica won the stream) answers that append
---     'conflict' (the caller loads the stream and decides again);
---   - a deadlock, serialization failure or lock timeout answers it
---     'transient' (the caller sends it again);
---   - any other error aborts the whole call: the service then stores each
---     append of the batch alone, so each caller gets its own answer.
--- Refusals (moved, unknown, repriced, short) are answers, not errors: they
--- store nothing and leave the rest of the batch alone.
+-- Each append gets the answer a lone append_to_stream would give it, in
+-- the order of the batch (the service sorts it by stream), as if the
+-- appends had run one after the other:
+--   - 'moved' with the stream's newer events when it has events after the
+--     append's expected sequence (stored before, or by an earlier append
+--     of this batch);
+--   - 'unknown' or 'repriced' when a line's SKU or price is not the
+--     catalogue's;
+--   - 'short' when the stock left after the batch's earlier appends does
+--     not cover it;
+--   - 'appended' for the others, stored by one insert of all their events
+--     and one projection of all their rows.
+-- Refusals store nothing and leave the rest of the batch alone.
 --
 -- Locks are taken in one order across the whole batch: first every
 -- inventory row any append checks or changes, in SKU order (the order a
--- lone append takes them in), then the streams in the order of the batch,
--- which the service sorts by stream. Two batches on two connections
--- therefore wait for each other, never on each other.
+-- lone append takes them in), then the streams, in the batch's order. Two
+-- batches on two connections therefore wait for each other, never on each
+-- other.
+--
+-- A stream appended to by another connection while this batch runs (a
+-- duplicate on another replica) makes the insert skip its events; then the
+-- whole call fails with SQLSTATE SB001 and stores nothing, and the service
+-- sends the batch again: the other append has committed by then (the insert
+-- waited for it), so that append is answered 'moved'. Any other error also
+-- fails the whole call; the service then stores the batch's appends one by
+-- one, so that the error reaches only its own caller. No subtransactions:
+-- a savepoint per append would take a subtransaction id each, and row
+-- locks taken under them cost a multixact each.
 --
 -- The arrays of every append are passed concatenated; batched_append says
 -- where each append's part of each array ends (1-based, inclusive; equal
 -- to the previous end when the append has none).
---
--- A subtransaction that writes takes a subtransaction id; PostgreSQL keeps
--- 64 of them per transaction in shared memory before readers must look
--- them up on disk, so the service bounds a batch well below that.
 
 CREATE TYPE batched_append AS (
     aggregate_type text,
@@ -60,64 +66,175 @@ LANGUAGE plpgsql AS $$
 DECLARE
     a batched_append;
     n int := 0;
-    events_from int := 1;
-    guard_from int := 1;
-    prices_from int := 1;
-    products_from int := 1;
-    stock_from int := 1;
-    orders_from int := 1;
-    updates_from int := 1;
-    items_from int := 1;
-    v_constraint text;
+    -- Where the previous append's part of each array ended.
+    events_to int := 0;
+    guard_to int := 0;
+    prices_to int := 0;
+    products_to int := 0;
+    stock_to int := 0;
+    orders_to int := 0;
+    updates_to int := 0;
+    items_to int := 0;
+    events_from int;
+    guard_from int;
+    -- The batch's inventory rows, locked, and their stock as the batch goes.
+    skus text[];
+    on_hand bigint[];
+    g stock_guard_row;
+    slot int;
+    refused record;
+    short_sku text;
+    short_requested bigint;
+    short_available bigint;
+    unknown_sku text;
+    streams text[] := '{}';
+    accepted int[] := '{}';
+    new_events new_event[] := '{}';
+    new_products read_model_product[] := '{}';
+    new_stock read_model_stock_change[] := '{}';
+    new_orders read_model_order[] := '{}';
+    new_updates read_model_order_update[] := '{}';
+    new_items read_model_order_item[] := '{}';
+    stored bigint;
 BEGIN
-    IF cardinality(p_guard) > 0 THEN
-        PERFORM 1
+    SELECT array_agg(locked.sku), array_agg(locked.on_hand)
+    INTO skus, on_hand
+    FROM (
+        SELECT i.sku, i.on_hand
         FROM inventory AS i
         WHERE i.tenant_id = p_tenant
-          AND i.sku IN (SELECT g.sku FROM unnest(p_guard) AS g)
+          AND i.sku IN (SELECT guarded.sku FROM unnest(p_guard) AS guarded)
         ORDER BY i.sku
-        FOR UPDATE OF i;
-    END IF;
+        FOR UPDATE OF i
+    ) AS locked;
+    skus := coalesce(skus, '{}');
+    on_hand := coalesce(on_hand, '{}');
 
     FOREACH a IN ARRAY p_appends LOOP
         n := n + 1;
-        BEGIN
+        events_from := events_to + 1;
+        guard_from := guard_to + 1;
+        events_to := a.events_end;
+        guard_to := a.guard_end;
+
+        -- Moved on: by an earlier append of this batch, or before it.
+        IF a.aggregate_type || '/' || a.aggregate_id = ANY (streams) THEN
             RETURN QUERY
-            SELECT n, r.outcome, r.sku, r.requested, r.available, r.sequence, r.event_type,
-                   r.event_version, r.payload
-            FROM append_to_stream(
-                p_tenant, a.aggregate_type, a.aggregate_id, a.expected,
-                p_events[events_from:a.events_end],
-                p_guard[guard_from:a.guard_end],
-                p_prices[prices_from:a.prices_end],
-                p_products[products_from:a.products_end],
-                p_stock[stock_from:a.stock_end],
-                p_orders[orders_from:a.orders_end],
-                p_updates[updates_from:a.updates_end],
-                p_items[items_from:a.items_end]) AS r;
-        EXCEPTION
-            WHEN unique_violation THEN
-                GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
-                -- On a Citus worker the constraint carries its shard's id.
-                IF v_constraint ~ '^(events_pkey|events_one_stream_per_key)(_[0-9]+)?$' THEN
-                    RETURN QUERY SELECT n, 'conflict'::text, NULL::text, NULL::bigint,
-                        NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text;
-                ELSE
-                    RAISE;
+            SELECT n, 'moved'::text, NULL::text, NULL::bigint, NULL::bigint, e.sequence,
+                   e.event_type, e.event_version, e.payload::text
+            FROM unnest(new_events) AS e
+            WHERE e.aggregate_type = a.aggregate_type AND e.aggregate_id = a.aggregate_id
+              AND e.sequence > a.expected
+            ORDER BY e.sequence;
+        ELSE
+            RETURN QUERY
+            SELECT n, 'moved'::text, NULL::text, NULL::bigint, NULL::bigint, e.sequence,
+                   e.event_type, e.event_version, e.payload::text
+            FROM events AS e
+            WHERE e.tenant_id = p_tenant AND e.aggregate_type = a.aggregate_type
+              AND e.aggregate_id = a.aggregate_id AND e.sequence > a.expected
+            ORDER BY e.sequence;
+        END IF;
+        IF FOUND THEN
+            prices_to := a.prices_end; products_to := a.products_end;
+            stock_to := a.stock_end; orders_to := a.orders_end;
+            updates_to := a.updates_end; items_to := a.items_end;
+            CONTINUE;
+        END IF;
+
+        IF a.prices_end > prices_to THEN
+            SELECT c.sku AS sku, i.sku IS NULL AS unknown
+            INTO refused
+            FROM unnest(p_prices[prices_to + 1:a.prices_end]) AS c
+            LEFT JOIN inventory AS i ON i.tenant_id = p_tenant AND i.sku = c.sku
+            WHERE i.sku IS NULL
+               OR i.name <> c.name OR i.unit_price <> c.unit_price OR i.currency <> c.currency
+            ORDER BY c.sku
+            LIMIT 1;
+            IF FOUND THEN
+                RETURN QUERY SELECT n, CASE WHEN refused.unknown THEN 'unknown' ELSE 'repriced' END,
+                    refused.sku, NULL::bigint, NULL::bigint, NULL::bigint, NULL::text,
+                    NULL::text, NULL::text;
+                prices_to := a.prices_end; products_to := a.products_end;
+                stock_to := a.stock_end; orders_to := a.orders_end;
+                updates_to := a.updates_end; items_to := a.items_end;
+                CONTINUE;
+            END IF;
+        END IF;
+
+        -- The stock left after the batch's earlier appends: the first SKU in
+        -- SKU order that cannot serve this append, as a lone append says.
+        unknown_sku := NULL;
+        short_sku := NULL;
+        FOR g IN SELECT * FROM unnest(p_guard[guard_from:guard_to]) LOOP
+            CONTINUE WHEN g.delta IS NULL;
+            slot := array_position(skus, g.sku);
+            IF slot IS NULL THEN
+                IF unknown_sku IS NULL OR g.sku < unknown_sku THEN
+                    unknown_sku := g.sku;
                 END IF;
-            WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN
-                RETURN QUERY SELECT n, 'transient'::text, NULL::text, NULL::bigint,
-                    NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text;
-        END;
-        events_from := a.events_end + 1;
-        guard_from := a.guard_end + 1;
-        prices_from := a.prices_end + 1;
-        products_from := a.products_end + 1;
-        stock_from := a.stock_end + 1;
-        orders_from := a.orders_end + 1;
-        updates_from := a.updates_end + 1;
-        items_from := a.items_end + 1;
+            ELSIF on_hand[slot] + g.delta < 0 AND (short_sku IS NULL OR g.sku < short_sku) THEN
+                short_sku := g.sku;
+                short_requested := -g.delta;
+                short_available := on_hand[slot];
+            END IF;
+        END LOOP;
+        IF unknown_sku IS NOT NULL AND (short_sku IS NULL OR unknown_sku < short_sku) THEN
+            RETURN QUERY SELECT n, 'unknown'::text, unknown_sku, NULL::bigint, NULL::bigint,
+                NULL::bigint, NULL::text, NULL::text, NULL::text;
+        ELSIF short_sku IS NOT NULL THEN
+            RETURN QUERY SELECT n, 'short'::text, short_sku, short_requested, short_available,
+                NULL::bigint, NULL::text, NULL::text, NULL::text;
+        ELSE
+            FOR g IN SELECT * FROM unnest(p_guard[guard_from:guard_to]) LOOP
+                CONTINUE WHEN g.delta IS NULL;
+                slot := array_position(skus, g.sku);
+                on_hand[slot] := on_hand[slot] + g.delta;
+            END LOOP;
+            accepted := accepted || n;
+            streams := streams || (a.aggregate_type || '/' || a.aggregate_id);
+            new_events := new_events || p_events[events_from:events_to];
+            new_products := new_products || p_products[products_to + 1:a.products_end];
+            new_stock := new_stock || p_stock[stock_to + 1:a.stock_end];
+            new_orders := new_orders || p_orders[orders_to + 1:a.orders_end];
+            new_updates := new_updates || p_updates[updates_to + 1:a.updates_end];
+            new_items := new_items || p_items[items_to + 1:a.items_end];
+        END IF;
+        prices_to := a.prices_end; products_to := a.products_end;
+        stock_to := a.stock_end; orders_to := a.orders_end;
+        updates_to := a.updates_end; items_to := a.items_end;
     END LOOP;
+
+    IF cardinality(accepted) = 0 THEN
+        RETURN;
+    END IF;
+
+    INSERT INTO events (
+        aggregate_type, aggregate_id, sequence, event_type, event_version,
+        payload, metadata, tenant_id, idempotency_key)
+    SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version,
+           e.payload, e.metadata, p_tenant, e.idempotency_key
+    FROM unnest(new_events) AS e
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS stored = ROW_COUNT;
+    IF stored <> cardinality(new_events) THEN
+        RAISE EXCEPTION 'another connection appended to a stream of this batch'
+            USING ERRCODE = 'SB001';
+    END IF;
+
+    -- One change per SKU: the projection updates each inventory row once.
+    PERFORM project_read_model(
+        p_tenant, new_products,
+        ARRAY(SELECT ROW(p_tenant, c.sku, sum(c.delta)::bigint, max(c.changed_at))
+                     ::read_model_stock_change
+              FROM unnest(new_stock) AS c
+              GROUP BY c.sku
+              ORDER BY c.sku),
+        new_orders, new_updates, new_items);
+
+    RETURN QUERY SELECT accepted_no, 'appended'::text, NULL::text, NULL::bigint,
+        NULL::bigint, NULL::bigint, NULL::text, NULL::text, NULL::text
+    FROM unnest(accepted) AS accepted_no;
 END;
 $$;
 

@@ -288,19 +288,9 @@ impl EventStore {
                 {
                     metrics::counter!("orders_transient_retries_total").increment(1);
                     tracing::debug!(attempt, error = %err, "retrying a deadlocked append");
-                    pause_before(attempt).await;
+                    let pause = rand::random_range(1..=10 * u64::from(attempt));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                     attempt += 1;
-                }
-                Err(AppendFailure::Transient) if attempt < TRANSIENT_ATTEMPTS => {
-                    metrics::counter!("orders_transient_retries_total").increment(1);
-                    tracing::debug!(attempt, "retrying an append its batch could not store");
-                    pause_before(attempt).await;
-                    attempt += 1;
-                }
-                Err(AppendFailure::Transient) => {
-                    return Err(StoreError::Internal(format!(
-                        "an append kept deadlocking ({TRANSIENT_ATTEMPTS} attempts)"
-                    )))
                 }
                 Err(AppendFailure::Database(err)) => return Err(append_error(err)),
                 Err(AppendFailure::Conflict) => return Ok(Appended::Conflict),
@@ -309,13 +299,6 @@ impl EventStore {
             }
         }
     }
-}
-
-/// A short random pause before attempt `attempt + 1`, so that two
-/// deadlocked appends do not meet again.
-async fn pause_before(attempt: u32) {
-    let pause = rand::random_range(1..=10 * u64::from(attempt));
-    tokio::time::sleep(Duration::from_millis(pause)).await;
 }
 
 /// One append, prepared once for all its attempts: the rows of
@@ -336,9 +319,6 @@ pub(crate) struct AppendCall {
 
 pub(crate) enum AppendFailure {
     Conflict,
-    /// A deadlock or serialization failure undid this append alone (in a
-    /// batch, its neighbours were stored): send it again.
-    Transient,
     Database(sqlx::Error),
     Store(StoreError),
 }

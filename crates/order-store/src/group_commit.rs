@@ -3,8 +3,9 @@
 //! transaction per tenant's batch.
 //!
 //! Why: one order per transaction pays, per order, a commit (a WAL flush),
-//! a snapshot, a function call and a round trip; under load those are most
-//! of PostgreSQL's work for a checkout. A batch pays them once.
+//! a snapshot, a function call, a round trip and statements that touch one
+//! row each; under load those are most of PostgreSQL's work for a checkout.
+//! A batch pays them once.
 //!
 //! How:
 //! - every append is a job on one queue; each writer takes the first job
@@ -13,17 +14,19 @@
 //!   batches form only from requests that had to wait anyway;
 //! - the jobs it took are split by tenant (a tenant's batch stays one
 //!   node's transaction on a tenant-sharded cluster) and sorted by stream,
-//!   and each tenant's batch is one `append_batch` call (migration 14): every
-//!   inventory row the batch touches is locked first in SKU order, then each
-//!   append runs as a lone append would, in its own subtransaction;
-//! - each job gets its own answer: stored, moved on, refused, conflict (a
-//!   unique violation on its stream), or transient (a deadlock undid it
-//!   alone): the caller decides again or sends it again exactly as it does
-//!   for a lone append;
-//! - when the whole call fails (a deadlock while locking, a lost
-//!   connection, a projection error), it is tried again once if transient,
-//!   then every job of the batch is stored alone, so that one offender's
-//!   error reaches its caller only.
+//!   and each tenant's batch is one `append_batch` call (migration 14): the
+//!   inventory rows of the whole batch locked first in SKU order, each
+//!   append checked as a lone append would be (its stream, its prices, the
+//!   stock the batch's earlier appends left), then every accepted append's
+//!   events inserted and projected at once;
+//! - each job gets its own answer (stored, moved on, refused) and the caller
+//!   goes on exactly as for a lone append (decide again, re-price...);
+//! - when the whole call fails: a stream of the batch taken by another
+//!   connection meanwhile (SQLSTATE SB001) or a deadlock, it is sent again
+//!   (the other append has committed, so its duplicate here is answered
+//!   `moved`); anything else, or too many attempts, and every job of the
+//!   batch is stored alone, so that one offender's error reaches its caller
+//!   only.
 //!
 //! A lone job is stored with `append_to_stream` itself: a batch of one costs
 //! what an append cost before group commit, plus a hop through the queue.
@@ -34,15 +37,15 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::error::{is_transient, StoreError};
+use crate::error::{is_transient, sqlstate, StoreError};
 use crate::event_store::{AppendAnswer, AppendCall, AppendFailure, Statement};
 
 /// How many appends may wait for a writer before callers wait to queue.
 const QUEUE_CAPACITY: usize = 4_096;
 
-/// How often a batch that failed as a whole on a deadlock is tried again
-/// before its appends are stored one by one.
-const BATCH_ATTEMPTS: u32 = 2;
+/// How many times a batch that failed as a whole on a lost race or a
+/// deadlock is sent before its appends are stored one by one.
+const BATCH_ATTEMPTS: u32 = 3;
 
 /// How many writers and how large a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +53,13 @@ pub struct GroupCommitSettings {
     /// Writers, each storing one batch at a time on one connection of the
     /// pool (measured on 2 cores: see docs/BENCHMARKS.md).
     pub writers: usize,
-    /// Most appends in one batch. Every stored append takes a
-    /// subtransaction id, and PostgreSQL keeps 64 per transaction in shared
-    /// memory: above that every reader's visibility checks slow down.
+    /// Most appends in one batch: a batch holds its inventory rows until
+    /// it commits, so a larger batch makes the next one wait longer.
     pub max_batch: usize,
 }
 
 impl GroupCommitSettings {
-    /// The largest batch allowed (see `max_batch`).
+    /// The largest batch allowed.
     pub const MAX_BATCH_LIMIT: usize = 64;
 }
 
@@ -188,6 +190,10 @@ async fn store_batch(pool: &PgPool, mut batch: Vec<Job>) {
                     }
                     return;
                 }
+                Err(err) if lost_race(&err) && attempt < BATCH_ATTEMPTS => {
+                    tracing::debug!("another connection took a stream of the batch; again");
+                    attempt += 1;
+                }
                 Err(err) if is_transient(&err) && attempt < BATCH_ATTEMPTS => {
                     tracing::debug!(error = %err, "retrying a deadlocked batch");
                     tokio::time::sleep(Duration::from_millis(rand::random_range(1..=10))).await;
@@ -308,13 +314,20 @@ async fn append_batch(pool: &PgPool, batch: &[Job]) -> Result<Vec<Answer>, sqlx:
     }
     Ok(answers
         .into_iter()
-        .map(|rows| match rows.first().map(|row| row.outcome.as_str()) {
-            Some("conflict") => Err(AppendFailure::Conflict),
-            Some("transient") => Err(AppendFailure::Transient),
-            Some(_) => Ok(rows),
-            None => Err(AppendFailure::Store(StoreError::Internal(
-                "append_batch answered nothing for an append".into(),
-            ))),
+        .map(|rows| {
+            if rows.is_empty() {
+                Err(AppendFailure::Store(StoreError::Internal(
+                    "append_batch answered nothing for an append".into(),
+                )))
+            } else {
+                Ok(rows)
+            }
         })
         .collect())
+}
+
+/// `append_batch` found a stream of the batch appended to by another
+/// connection and stored nothing.
+fn lost_race(err: &sqlx::Error) -> bool {
+    sqlstate(err).as_deref() == Some("SB001")
 }
