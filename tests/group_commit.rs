@@ -353,3 +353,52 @@ async fn checkouts_locking_skus_in_opposite_orders_all_succeed_across_two_proces
     assert_eq!(left, 4 * 10_000 - units);
     assert_read_model_matches_events(&db.pool).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkout_waiting_longer_than_the_pool_would_is_refused_fast_and_never_stored() {
+    let db = TestDatabase::new().await;
+    for sku in ["BLOCK", "A"] {
+        stocked_product(&db.pool, "acme", sku, 1_000, 100).await;
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_millis(200))
+        .connect_with(db.options())
+        .await
+        .unwrap();
+    let (commands, _writers) = grouped(&pool, 1);
+    let holder = hold_inventory_row(&db, "BLOCK").await;
+    let blocked = place(&commands, "cust-0", "k-block", &[("BLOCK", 1)]);
+    a_writer_waits_for_a_lock(&db).await;
+
+    let sent = Instant::now();
+    match place(&commands, "cust-1", "k-late", &[("A", 1)])
+        .await
+        .unwrap()
+    {
+        Err(CheckoutError::Store(err)) => assert!(err.is_unavailable(), "{err}"),
+        other => panic!("a checkout no writer could take: {other:?}"),
+    }
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        sent.elapsed()
+    );
+
+    holder.close().await.unwrap();
+    assert_eq!(
+        blocked.await.unwrap().unwrap().outcome,
+        CheckoutOutcome::Created
+    );
+    // The writer has gone past the withdrawn checkout once it stores the next.
+    assert_eq!(
+        place(&commands, "cust-2", "k-next", &[("A", 1)])
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome,
+        CheckoutOutcome::Created
+    );
+    assert!(transactions_of(&db.pool, &["k-late"]).await.is_empty());
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 99);
+}

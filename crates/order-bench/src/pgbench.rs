@@ -17,6 +17,31 @@ use tokio::process::Command;
 use crate::cpu::{process_cpu, CpuReading, PostgresCpu};
 use crate::load::Figures;
 
+/// The script pgbench runs per transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkout {
+    /// `crud.process_checkout`, one call: the CRUD service's transaction.
+    Crud,
+    /// The least a checkout can be: the order row, its two lines and the two
+    /// stock updates (in SKU order), as separate statements in one
+    /// transaction; no duplicate check, no price or stock check.
+    Minimal,
+}
+
+const MINIMAL: &str = r"\set s1 random(0, :skus - 1)
+\set s2 (:s1 + random(1, :skus - 1)) % :skus
+\set lo least(:s1, :s2)
+\set hi greatest(:s1, :s2)
+\set q1 random(1, 3)
+\set q2 random(1, 3)
+BEGIN;
+INSERT INTO crud.orders (id, tenant_id, order_number, customer_id, idempotency_key, fingerprint, status, currency, total, note, placed_at, updated_at) SELECT k, 'bench', k::text, 'customer-' || :client_id, k::text, '', 'placed', 'PYG', 1000 * (:q1 + :q2), NULL, now(), now() FROM gen_random_uuid() AS k RETURNING id AS order_id \gset
+INSERT INTO crud.order_lines (order_id, line_no, sku, name, quantity, unit_price, line_total) VALUES (:order_id, 1, 'SKU-' || lpad(:lo::text, 5, '0'), 'Product', :q1, 1000, 1000 * :q1), (:order_id, 2, 'SKU-' || lpad(:hi::text, 5, '0'), 'Product', :q2, 1000, 1000 * :q2);
+UPDATE crud.products SET on_hand = on_hand - :q1, updated_at = now() WHERE tenant_id = 'bench' AND sku = 'SKU-' || lpad(:lo::text, 5, '0');
+UPDATE crud.products SET on_hand = on_hand - :q2, updated_at = now() WHERE tenant_id = 'bench' AND sku = 'SKU-' || lpad(:hi::text, 5, '0');
+END;
+";
+
 const SCRIPT: &str = r"\set s1 random(0, :skus - 1)
 \set s2 (:s1 + random(1, :skus - 1)) % :skus
 \set q1 random(1, 3)
@@ -43,9 +68,11 @@ pub fn find() -> Option<PathBuf> {
     })
 }
 
-/// One pgbench run at `clients` connections for `duration`.
+/// One pgbench run of `checkout` at `clients` connections for `duration`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     pgbench: &Path,
+    checkout: Checkout,
     url: &str,
     skus: usize,
     clients: usize,
@@ -56,7 +83,13 @@ pub async fn run(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let script = dir.join("checkout.sql");
-    std::fs::write(&script, SCRIPT)?;
+    std::fs::write(
+        &script,
+        match checkout {
+            Checkout::Crud => SCRIPT,
+            Checkout::Minimal => MINIMAL,
+        },
+    )?;
     let seconds = duration.as_secs().max(1);
     let before = CpuReading {
         postgres: postgres.and_then(|p| p.total()),

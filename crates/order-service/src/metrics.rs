@@ -95,6 +95,10 @@ fn describe() {
         "How long an append waited for a writer before its batch was stored"
     );
     metrics::describe_counter!(
+        "orders_append_overloaded_total",
+        "Appends answered 503 unstored: they waited longer than the pool's acquire timeout for a writer"
+    );
+    metrics::describe_counter!(
         "orders_append_batches_split_total",
         "Batches that failed as a whole and were stored one append at a time"
     );

@@ -28,9 +28,15 @@
 //!   batch is stored alone, so that one offender's error reaches its caller
 //!   only.
 //!
+//! Overload fails fast, as it does for a request waiting for a pool
+//! connection: a job still waiting for a writer after the pool's acquire
+//! timeout is withdrawn and its caller answered "unavailable" (503, retry:
+//! nothing was stored); a job a writer already took is waited for.
+//!
 //! A lone job is stored with `append_to_stream` itself: a batch of one costs
 //! what an append cost before group commit, plus a hop through the queue.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,6 +83,8 @@ impl Default for GroupCommitSettings {
 #[derive(Clone)]
 pub struct GroupCommit {
     queue: mpsc::Sender<Job>,
+    /// How long a job may wait for a writer: the pool's acquire timeout.
+    max_wait: Duration,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -90,12 +98,35 @@ type Answer = Result<Vec<AppendAnswer>, AppendFailure>;
 struct Job {
     call: Arc<AppendCall>,
     queued_at: Instant,
+    /// QUEUED, then TAKEN by a writer or WITHDRAWN by its caller: never
+    /// both, so a withdrawn job is never stored.
+    state: Arc<AtomicU8>,
     reply: oneshot::Sender<Answer>,
+}
+
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const WITHDRAWN: u8 = 2;
+
+impl Job {
+    /// Claims the job for a writer; false if its caller withdrew it.
+    fn take(&self) -> bool {
+        self.state
+            .compare_exchange(QUEUED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// The answer to a job that waited too long for a writer, or found the
+/// queue full: as for a pool with no connection to give.
+fn overloaded() -> AppendFailure {
+    AppendFailure::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
 }
 
 impl GroupCommit {
     /// Starts the writers (on the current tokio runtime).
     pub fn start(pool: PgPool, settings: GroupCommitSettings) -> Self {
+        let max_wait = pool.options().get_acquire_timeout();
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let jobs = Arc::new(Mutex::new(jobs));
         let max_batch = settings
@@ -104,7 +135,7 @@ impl GroupCommit {
         for _ in 0..settings.writers.max(1) {
             tokio::spawn(write_batches(pool.clone(), Arc::clone(&jobs), max_batch));
         }
-        Self { queue }
+        Self { queue, max_wait }
     }
 
     /// How many appends are waiting for a writer now.
@@ -115,15 +146,29 @@ impl GroupCommit {
     /// Stores `call` in the next batch and returns its own answer.
     pub(crate) async fn append(&self, call: Arc<AppendCall>) -> Answer {
         let stopped = || AppendFailure::Store(StoreError::Internal("the writers stopped".into()));
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
+        let state = Arc::new(AtomicU8::new(QUEUED));
         self.queue
-            .send(Job {
+            .try_send(Job {
                 call,
                 queued_at: Instant::now(),
+                state: Arc::clone(&state),
                 reply,
             })
-            .await
-            .map_err(|_| stopped())?;
+            .map_err(|full_or_closed| match full_or_closed {
+                mpsc::error::TrySendError::Full(_) => overloaded(),
+                mpsc::error::TrySendError::Closed(_) => stopped(),
+            })?;
+        if let Ok(answered) = tokio::time::timeout(self.max_wait, &mut answer).await {
+            return answered.map_err(|_| stopped())?;
+        }
+        let withdrawn = state
+            .compare_exchange(QUEUED, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if withdrawn {
+            metrics::counter!("orders_append_overloaded_total").increment(1);
+            return Err(overloaded());
+        }
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -136,10 +181,14 @@ async fn write_batches(pool: PgPool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, max_
             let Some(first) = jobs.recv().await else {
                 return;
             };
-            let mut taken = vec![first];
+            let mut taken = Vec::with_capacity(max_batch);
+            if first.take() {
+                taken.push(first);
+            }
             while taken.len() < max_batch {
                 match jobs.try_recv() {
-                    Ok(job) => taken.push(job),
+                    Ok(job) if job.take() => taken.push(job),
+                    Ok(_withdrawn) => {}
                     Err(_) => break,
                 }
             }
