@@ -34,11 +34,14 @@ const MINIMAL: &str = r"\set s1 random(0, :skus - 1)
 \set hi greatest(:s1, :s2)
 \set q1 random(1, 3)
 \set q2 random(1, 3)
+\set t1 1000 * :q1
+\set t2 1000 * :q2
+\set total :t1 + :t2
 BEGIN;
-INSERT INTO crud.orders (id, tenant_id, order_number, customer_id, idempotency_key, fingerprint, status, currency, total, note, placed_at, updated_at) SELECT k, 'bench', k::text, 'customer-' || :client_id, k::text, '', 'placed', 'PYG', 1000 * (:q1 + :q2), NULL, now(), now() FROM gen_random_uuid() AS k RETURNING id AS order_id \gset
-INSERT INTO crud.order_lines (order_id, line_no, sku, name, quantity, unit_price, line_total) VALUES (:order_id, 1, 'SKU-' || lpad(:lo::text, 5, '0'), 'Product', :q1, 1000, 1000 * :q1), (:order_id, 2, 'SKU-' || lpad(:hi::text, 5, '0'), 'Product', :q2, 1000, 1000 * :q2);
-UPDATE crud.products SET on_hand = on_hand - :q1, updated_at = now() WHERE tenant_id = 'bench' AND sku = 'SKU-' || lpad(:lo::text, 5, '0');
-UPDATE crud.products SET on_hand = on_hand - :q2, updated_at = now() WHERE tenant_id = 'bench' AND sku = 'SKU-' || lpad(:hi::text, 5, '0');
+INSERT INTO crud.orders (id, tenant_id, order_number, customer_id, idempotency_key, fingerprint, status, currency, total, note, placed_at, updated_at) SELECT k, 'bench', k::text, 'customer-' || :client_id, k::text, '', 'placed', 'PYG', :total::bigint, NULL, now(), now() FROM gen_random_uuid() AS k RETURNING id AS order_id \gset
+INSERT INTO crud.order_lines (order_id, line_no, sku, name, quantity, unit_price, line_total) VALUES (:order_id, 1, 'SKU-' || lpad(:lo::text, 5, '0'), 'Product', :q1::integer, 1000, :t1::bigint), (:order_id, 2, 'SKU-' || lpad(:hi::text, 5, '0'), 'Product', :q2::integer, 1000, :t2::bigint);
+UPDATE crud.products SET on_hand = on_hand - :q1::bigint, updated_at = now() WHERE tenant_id = 'bench' AND sku = 'SKU-' || lpad(:lo::text, 5, '0');
+UPDATE crud.products SET on_hand = on_hand - :q2::bigint, updated_at = now() WHERE tenant_id = 'bench' AND sku = 'SKU-' || lpad(:hi::text, 5, '0');
 END;
 ";
 
