@@ -44,6 +44,7 @@ mod chart;
 mod cluster_bench;
 mod cpu;
 mod crud_service;
+mod external;
 mod load;
 mod pgbench;
 mod relay_bench;
@@ -127,6 +128,10 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         events: u64,
     },
+    /// wrk against the service and pgbench running the minimal SQL
+    /// checkout, alternating, at 16 and 64 unless --concurrency says
+    /// (`external.rs`).
+    External,
     /// The service on one PostgreSQL against the same on a Citus cluster
     /// (`cluster_bench.rs`), at 1 and 16 unless --concurrency says.
     Cluster {
@@ -216,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Some(BenchCommand::External) => run_external(&args, step, &admin, &name).await,
         None => run(&args, step, &admin, &name).await,
     };
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -551,6 +557,137 @@ async fn run_systems(
     pool.close().await;
     unindexed.close().await;
     stock.close().await;
+    Ok(())
+}
+
+/// The external check (`external.rs`): wrk against the service and pgbench
+/// running the minimal SQL checkout, in alternating slices.
+async fn run_external(
+    args: &Args,
+    step: Duration,
+    admin: &PgConnectOptions,
+    name: &str,
+) -> anyhow::Result<()> {
+    let (Some(wrk), Some(pgbench)) = (external::find_wrk(), pgbench::find()) else {
+        anyhow::bail!(
+            "the external check needs wrk and pgbench (apt-get install wrk postgresql-client)"
+        );
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(admin.clone().database(name))
+        .await?;
+    order_store::MIGRATOR.run(&pool).await?;
+    seed(&pool, args.skus).await?;
+    sqlx::raw_sql(crud_service::SCHEMA).execute(&pool).await?;
+    sqlx::query(
+        "INSERT INTO crud.products \
+         SELECT tenant_id, sku, name, unit_price, currency, on_hand, updated_at FROM inventory",
+    )
+    .execute(&pool)
+    .await?;
+    let postgres = PostgresCpu::find(&pool).await;
+    let url = order_store::with_database(&args.database_url, name);
+    let mut service = service::start(&[SERVICE_ARG, "serve"], &url, SECRET, args.pool_size).await?;
+    let token = customer_tokens(1)?.first().cloned().context("no token")?;
+    let concurrency: Vec<usize> = if args.concurrency == [1, 4, 16, 64] {
+        vec![16, 64]
+    } else {
+        args.concurrency.clone()
+    };
+    let rounds = if args.quick {
+        1
+    } else {
+        args.rounds.clamp(1, 4) * 2
+    };
+    let slice = Duration::from_secs((step.as_secs() / u64::from(rounds)).max(1));
+    let mut rows = Vec::new();
+    for &c in &concurrency {
+        let mut ours = external::WrkFigures::default();
+        let mut ours_cpu: Option<CpuSpent> = None;
+        let mut floor: Option<Step> = None;
+        for round in 0..rounds {
+            for turn in 0..2 {
+                checkpoint(&pool).await;
+                if (round + turn) % 2 == 0 {
+                    let run = format!("wrk{}-{c}-{round}", std::process::id());
+                    let (figures, before, after) =
+                        external::wrk(&wrk, &service, &token, &run, args.skus, c, slice, postgres)
+                            .await?;
+                    ours = ours.merge(figures);
+                    let spent = after.since(&before);
+                    ours_cpu = Some(match ours_cpu {
+                        Some(sum) => sum.add(&spent),
+                        None => spent,
+                    });
+                } else {
+                    let clients = c.min(args.pool_size as usize);
+                    let (figures, before, after) = pgbench::run(
+                        &pgbench,
+                        pgbench::Checkout::Minimal,
+                        &url,
+                        args.skus,
+                        clients,
+                        slice,
+                        postgres,
+                    )
+                    .await?;
+                    let measured = Step::new(figures, after.since(&before));
+                    floor = Some(floor.take().unwrap_or_default().merge(measured));
+                }
+            }
+        }
+        rows.push((c, ours, ours_cpu, floor));
+    }
+    service.stop().await;
+    pool.close().await;
+
+    let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
+    println!();
+    println!(
+        "External check: wrk against the service, pgbench running the minimal SQL checkout, {} s each in {rounds} alternating slices:",
+        slice.as_secs() * u64::from(rounds) / 2
+    );
+    println!();
+    println!("| concurrency | system | orders/s | p50 ms | p99 ms | not 2xx or errors | CPU ms/order: service | PostgreSQL | load generator |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut verdicts = Vec::new();
+    for (c, ours, spent, floor) in &rows {
+        let per_order = spent.as_ref().map(|s| s.per_operation(ours.requests));
+        println!(
+            "| {c} | service (wrk) | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} |",
+            ours.per_second(),
+            ours.p50_ms,
+            ours.p99_ms,
+            ours.non_2xx + ours.errors,
+            ms(per_order.as_ref().and_then(|p| p.server_ms)),
+            ms(per_order.as_ref().and_then(|p| p.postgres_ms)),
+            ms(per_order.as_ref().and_then(|p| p.client_ms)),
+        );
+        if let Some(floor) = floor {
+            let f = &floor.figures;
+            println!(
+                "| {c} | minimal SQL checkout (pgbench, {} connections) | {:.0} | {:.1} | {:.1} | {} | - | {} | {} |",
+                c.min(&(args.pool_size as usize)),
+                f.per_second(),
+                f.ms(0.5),
+                f.ms(0.99),
+                f.failed,
+                ms(floor.cpu.postgres_ms),
+                ms(floor.cpu.client_ms),
+            );
+            let ratio = ours.per_second() / f.per_second().max(f64::MIN_POSITIVE);
+            verdicts.push(format!(
+                "- c={c}: service (wrk) >= 0.7x the minimal SQL checkout (pgbench): {ratio:.2}x {}",
+                verdict(ratio >= 0.7 && ours.non_2xx + ours.errors == 0)
+            ));
+        }
+    }
+    println!();
+    println!("Target (issue 23's external check):");
+    for line in verdicts {
+        println!("{line}");
+    }
     Ok(())
 }
 
