@@ -645,8 +645,8 @@ async fn run_external(
     let ms = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"));
     println!();
     println!(
-        "External check: wrk against the service, pgbench running the minimal SQL checkout, {} s each in {rounds} alternating slices:",
-        slice.as_secs() * u64::from(rounds) / 2
+        "External check: wrk against the service, pgbench running the minimal SQL checkout, {} s each in {rounds} slices, alternating:",
+        slice.as_secs() * u64::from(rounds)
     );
     println!();
     println!("| concurrency | system | orders/s | p50 ms | p99 ms | not 2xx or errors | CPU ms/order: service | PostgreSQL | load generator |");
