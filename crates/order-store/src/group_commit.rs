@@ -57,7 +57,9 @@ const BATCH_ATTEMPTS: u32 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupCommitSettings {
     /// Writers, each storing one batch at a time on one connection of the
-    /// pool (measured on 2 cores: see docs/BENCHMARKS.md).
+    /// pool. One by default: measured on 2 cores (docs/BENCHMARKS.md), two
+    /// writers' batches nearly always share a SKU, so the second waits for
+    /// the first's locks anyway, and the batches are half as large.
     pub writers: usize,
     /// Most appends in one batch: a batch holds its inventory rows until
     /// it commits, so a larger batch makes the next one wait longer.
@@ -72,7 +74,7 @@ impl GroupCommitSettings {
 impl Default for GroupCommitSettings {
     fn default() -> Self {
         Self {
-            writers: 2,
+            writers: 1,
             max_batch: 32,
         }
     }
