@@ -13,7 +13,7 @@ use futures::future::join_all;
 use order_api::CheckoutLine;
 use order_client::{OrdersClient, RetryPolicy};
 use order_service::Role;
-use order_store::OrderCommands;
+use order_store::{GroupCommitSettings, OrderCommands};
 use rebuild_projections::rebuild::{rebuild, RebuildMode, RebuildOptions};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -436,10 +436,15 @@ async fn flood(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn far_more_requests_than_connections_get_fast_503s_and_the_service_stays_healthy() {
+    // Two group-commit writers: each holds a connection while it stores.
     let app = Arc::new(
         TestApp::spawn_with(AppOptions {
             pool_size: 2,
             acquire_timeout: Duration::from_millis(100),
+            group_commit: Some(GroupCommitSettings {
+                writers: 2,
+                ..GroupCommitSettings::default()
+            }),
             ..AppOptions::default()
         })
         .await,
@@ -447,36 +452,37 @@ async fn far_more_requests_than_connections_get_fast_503s_and_the_service_stays_
     app.product("acme", "A", 10, 100_000).await;
     let token = app.customer("acme", "c");
     // Exhaustion for sure: two checkouts hold both connections (blocked on a
-    // row lock held here) while 300 more arrive.
+    // row lock held here; the second sent once the first waits, so that
+    // each has a writer of its own) while 300 more arrive.
     let mut lock = app.db.pool.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM inventory WHERE sku = 'A' FOR UPDATE")
         .execute(&mut *lock)
         .await
         .unwrap();
-    let holders: Vec<_> = (0..2)
-        .map(|i| {
-            let (app, token) = (app.clone(), token.clone());
-            tokio::spawn(async move {
-                app.checkout(
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
+        app.db.name()
+    );
+    let mut holders = Vec::new();
+    for i in 0..2_i64 {
+        let (app_for_holder, token) = (app.clone(), token.clone());
+        holders.push(tokio::spawn(async move {
+            app_for_holder
+                .checkout(
                     &token,
                     &format!("holder-{i}"),
                     json!({"lines": [{"sku": "A", "quantity": 1}]}),
                 )
                 .await
                 .status()
-            })
-        })
-        .collect();
-    let waiting = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event_type = 'Lock'",
-        app.db.name()
-    );
-    eventually(
-        Duration::from_secs(30),
-        "two checkouts wait for the row lock",
-        || async { app.db.count(&waiting).await >= 2 },
-    )
-    .await;
+        }));
+        eventually(
+            Duration::from_secs(30),
+            "the checkouts wait for the row lock",
+            || async { app.db.count(&waiting).await > i },
+        )
+        .await;
+    }
     let (exhausted, exhausted_in) = flood(&app, &token, "exhausted", 300).await;
     lock.commit().await.unwrap();
     for holder in holders {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Duration as Ttl;
 use order_domain::TenantId;
 use order_service::{app, serve, AppState, JwtKeys, Role, ServeOptions};
-use order_store::AbandonmentLimit;
+use order_store::{AbandonmentLimit, GroupCommitSettings};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
@@ -29,6 +29,8 @@ pub struct AppOptions {
     pub serve: ServeOptions,
     /// The bound on a customer's abandoned checkouts.
     pub abandonment_limit: AbandonmentLimit,
+    /// Group commit's writers and batch bound (None: each append alone).
+    pub group_commit: Option<GroupCommitSettings>,
 }
 
 impl Default for AppOptions {
@@ -40,6 +42,7 @@ impl Default for AppOptions {
             connect_via: None,
             serve: ServeOptions::default(),
             abandonment_limit: AbandonmentLimit::default(),
+            group_commit: Some(GroupCommitSettings::default()),
         }
     }
 }
@@ -90,7 +93,12 @@ impl Server {
             .await
             .unwrap();
         let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
-        let state = AppState::with_abandonment_limit(pool, keys.clone(), options.abandonment_limit);
+        let state = AppState::configured(
+            pool,
+            keys.clone(),
+            options.abandonment_limit,
+            options.group_commit,
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, rx) = oneshot::channel::<()>();
