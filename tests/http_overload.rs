@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use order_store::GroupCommitSettings;
 use reqwest::StatusCode;
 use serde_json::json;
 use store_orders_tests::app::{json, problem, AppOptions};
@@ -47,6 +48,12 @@ async fn an_exhausted_pool_answers_a_fast_503_with_retry_after_and_the_held_requ
             pool_size: 2,
             acquire_timeout: Duration::from_millis(200),
             request_timeout: Duration::from_secs(20),
+            // Two group-commit writers, each holding a connection while it
+            // stores: the two held checkouts exhaust the pool.
+            group_commit: Some(GroupCommitSettings {
+                writers: 2,
+                ..GroupCommitSettings::default()
+            }),
             ..AppOptions::default()
         })
         .await,
@@ -54,17 +61,18 @@ async fn an_exhausted_pool_answers_a_fast_503_with_retry_after_and_the_held_requ
     app.product("acme", "A", 10, 10).await;
     let token = app.customer("acme", "c");
     let lock = lock_row(&app, "A").await;
-    let held: Vec<_> = (0..2)
-        .map(|i| {
-            let (app, token) = (app.clone(), token.clone());
-            tokio::spawn(async move {
-                app.checkout(&token, &format!("held-{i}"), one("A"))
-                    .await
-                    .status()
-            })
-        })
-        .collect();
-    waiting_on_locks(&app, 2).await;
+    // The second sent once the first waits: each has a writer of its own.
+    let mut held = Vec::new();
+    for i in 0..2_i64 {
+        let (app_for_request, token) = (app.clone(), token.clone());
+        held.push(tokio::spawn(async move {
+            app_for_request
+                .checkout(&token, &format!("held-{i}"), one("A"))
+                .await
+                .status()
+        }));
+        waiting_on_locks(&app, i + 1).await;
+    }
     let started = Instant::now();
     let response = app.checkout(&token, "overflow", one("A")).await;
     let waited = started.elapsed();
