@@ -22,6 +22,19 @@ pub fn process_cpu(pid: i32) -> Option<Duration> {
     Some(ticks(stat.utime + stat.stime))
 }
 
+/// A child's CPU time, sampled every 50 ms while it runs (it is gone once
+/// it exits): the last reading, for a load generator we start and wait for.
+pub fn sample_until_exit(pid: Option<i32>) -> tokio::task::JoinHandle<Option<Duration>> {
+    tokio::spawn(async move {
+        let mut last = None;
+        while let Some(cpu) = pid.and_then(process_cpu) {
+            last = Some(cpu);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        last
+    })
+}
+
 /// This process's own CPU time so far (the load generator).
 pub fn own_cpu() -> Option<Duration> {
     process_cpu(std::process::id().try_into().ok()?)

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::process::Command;
 
-use crate::cpu::{process_cpu, CpuReading, PostgresCpu};
+use crate::cpu::{process_cpu, sample_until_exit, CpuReading, PostgresCpu};
 use crate::service::ServiceProcess;
 
 const SCRIPT: &str = r#"-- New checkouts: two distinct random SKUs, 1 to 3 units each, a fresh key.
@@ -111,14 +111,7 @@ pub async fn wrk(
         .spawn()
         .with_context(|| format!("starting {}", wrk.display()))?;
     let pid = child.id().and_then(|p| i32::try_from(p).ok());
-    let sampler = tokio::spawn(async move {
-        let mut last = None;
-        while let Some(cpu) = pid.and_then(process_cpu) {
-            last = Some(cpu);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        last
-    });
+    let sampler = sample_until_exit(pid);
     let output = child.wait_with_output().await?;
     let after = read(sampler.await.ok().flatten());
     let stdout = String::from_utf8_lossy(&output.stdout);

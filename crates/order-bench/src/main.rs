@@ -379,15 +379,7 @@ async fn run_systems(
         .max_connections(4)
         .connect_with(options.clone())
         .await?;
-    order_store::MIGRATOR.run(&pool).await?;
-    let skus = seed(&pool, args.skus).await?;
-    sqlx::raw_sql(crud_service::SCHEMA).execute(&pool).await?;
-    sqlx::query(
-        "INSERT INTO crud.products \
-         SELECT tenant_id, sku, name, unit_price, currency, on_hand, updated_at FROM inventory",
-    )
-    .execute(&pool)
-    .await?;
+    let skus = store_with_crud_catalogue(&pool, args.skus).await?;
     // The service again, on a database without the index postgres-es'
     // reads need.
     let unindexed = database(admin, unindexed_name).await?;
@@ -600,15 +592,7 @@ async fn run_external(
         .max_connections(4)
         .connect_with(admin.clone().database(name))
         .await?;
-    order_store::MIGRATOR.run(&pool).await?;
-    seed(&pool, args.skus).await?;
-    sqlx::raw_sql(crud_service::SCHEMA).execute(&pool).await?;
-    sqlx::query(
-        "INSERT INTO crud.products \
-         SELECT tenant_id, sku, name, unit_price, currency, on_hand, updated_at FROM inventory",
-    )
-    .execute(&pool)
-    .await?;
+    store_with_crud_catalogue(&pool, args.skus).await?;
     let postgres = PostgresCpu::find(&pool).await;
     let url = order_store::with_database(&args.database_url, name);
     let mut service = service::start(&[SERVICE_ARG, "serve"], &url, SECRET, args.pool_size).await?;
@@ -1095,6 +1079,24 @@ fn customer_tokens(workers: usize) -> anyhow::Result<Arc<Vec<String>>> {
             })
             .collect::<Result<_, _>>()?,
     ))
+}
+
+/// Migrates the store, seeds `count` products and copies the catalogue into
+/// the CRUD baseline's schema (which pgbench's scripts use too).
+async fn store_with_crud_catalogue(
+    pool: &sqlx::PgPool,
+    count: usize,
+) -> anyhow::Result<Vec<(String, i64)>> {
+    order_store::MIGRATOR.run(pool).await?;
+    let skus = seed(pool, count).await?;
+    sqlx::raw_sql(crud_service::SCHEMA).execute(pool).await?;
+    sqlx::query(
+        "INSERT INTO crud.products \
+         SELECT tenant_id, sku, name, unit_price, currency, on_hand, updated_at FROM inventory",
+    )
+    .execute(pool)
+    .await?;
+    Ok(skus)
 }
 
 /// `count` products with a million units each, through the store's commands.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::process::Command;
 
-use crate::cpu::{process_cpu, CpuReading, PostgresCpu};
+use crate::cpu::{sample_until_exit, CpuReading, PostgresCpu};
 use crate::load::Figures;
 
 /// The script pgbench runs per transaction.
@@ -115,14 +115,7 @@ pub async fn run(
         .with_context(|| format!("starting {}", pgbench.display()))?;
     // The client's CPU, sampled while it runs (it is gone once it exits).
     let pid = child.id().and_then(|p| i32::try_from(p).ok());
-    let sampler = tokio::spawn(async move {
-        let mut last = None;
-        while let Some(cpu) = pid.and_then(process_cpu) {
-            last = Some(cpu);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        last
-    });
+    let sampler = sample_until_exit(pid);
     let output = child.wait_with_output().await?;
     let client = sampler.await.ok().flatten();
     // Let the postmaster reap pgbench's backends, so their CPU is counted.
