@@ -159,6 +159,7 @@ async fn the_schema_distributes_by_tenant_and_the_append_only_guard_holds() {
         "store_checkout_abandonments",
         "store_order_items",
         "store_orders",
+        "store_unpaid_holds",
     ]
     .into_iter()
     .map(|t| (t.to_owned(), "tenant_id".to_owned()))
@@ -194,7 +195,7 @@ async fn the_schema_distributes_by_tenant_and_the_append_only_guard_holds() {
     let mut conn = cluster.pool.acquire().await.unwrap();
     let again = order_store::distribute(&mut conn).await.unwrap();
     assert!(again.distributed.is_empty(), "{again:?}");
-    assert_eq!(again.already.len(), 6);
+    assert_eq!(again.already.len(), 7);
     // The append-only guard, for the owner too, on the cluster.
     let http = reqwest::Client::new();
     let app = serve_over(cluster.pool.clone()).await;
@@ -705,7 +706,7 @@ async fn a_live_single_node_store_moves_onto_the_cluster_and_the_relay_goes_on()
         .unwrap();
     let mut conn = cluster.pool.acquire().await.unwrap();
     let distribution = order_store::distribute(&mut conn).await.unwrap();
-    assert_eq!(distribution.distributed.len(), 6, "{distribution:?}");
+    assert_eq!(distribution.distributed.len(), 7, "{distribution:?}");
     assert_eq!(
         documented_distribution(),
         distribution.statements,
@@ -784,7 +785,7 @@ async fn the_rebuild_swaps_the_read_model_in_under_live_checkouts() {
     .fetch_all(&cluster.pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 6, "{tables:?}");
+    assert_eq!(tables.len(), 7, "{tables:?}");
     assert!(
         tables.iter().all(|(_, c)| *c == tables[0].1),
         "colocated: {tables:?}"

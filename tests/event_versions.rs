@@ -33,11 +33,33 @@ async fn upgraded_database() -> TestDatabase {
         .await
         .unwrap();
     }
+    // Rows that predate migration 15 get from it each order's units and
+    // the holds of the unpaid ones (not a default): so do these.
+    sqlx::raw_sql("ALTER TABLE expected.store_orders ALTER COLUMN units SET DEFAULT 0")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     sqlx::raw_sql(READ_MODEL_V1)
         .execute(&db.pool)
         .await
         .unwrap();
-    for table in ["inventory", "store_orders", "store_order_items"] {
+    sqlx::raw_sql(
+        "UPDATE expected.store_orders AS o \
+         SET units = coalesce((SELECT sum(i.quantity) FROM expected.store_order_items AS i \
+                               WHERE i.tenant_id = o.tenant_id AND i.order_id = o.id), 0); \
+         INSERT INTO expected.store_unpaid_holds (tenant_id, customer_id, orders, units) \
+         SELECT tenant_id, customer_id, count(*), sum(units) FROM expected.store_orders \
+         WHERE status = 'placed' GROUP BY tenant_id, customer_id",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    for table in [
+        "inventory",
+        "store_orders",
+        "store_order_items",
+        "store_unpaid_holds",
+    ] {
         sqlx::raw_sql(&format!(
             "INSERT INTO public.{table} SELECT * FROM expected.{table}"
         ))

@@ -66,7 +66,7 @@ async fn json_gives_a_machine_readable_summary() {
     assert_eq!(summary["rows"]["store_checkout_abandonments"], 0);
     assert_eq!(
         summary["drift"].as_array().unwrap().len(),
-        4,
+        5,
         "one entry per read-model table"
     );
 }

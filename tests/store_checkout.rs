@@ -773,8 +773,8 @@ async fn the_read_model_refuses_a_second_order_row_for_a_tenants_key() {
             sqlx::query(
                 "INSERT INTO store_orders (id, tenant_id, order_number, customer_id, \
                    idempotency_key, status, currency, total, placed_at, updated_at, \
-                   last_event_sequence) \
-                 VALUES (gen_random_uuid(), $1, $2, 'c', $3, 'placed', 'PYG', 1000, now(), now(), 1)",
+                   last_event_sequence, units) \
+                 VALUES (gen_random_uuid(), $1, $2, 'c', $3, 'placed', 'PYG', 1000, now(), now(), 1, 1)",
             )
             .bind(tenant)
             .bind(number)

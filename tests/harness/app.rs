@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Duration as Ttl;
 use order_domain::TenantId;
 use order_service::{app, serve, AppState, JwtKeys, Role, ServeOptions};
-use order_store::{AbandonmentLimit, GroupCommitSettings};
+use order_store::{AbandonmentLimit, GroupCommitSettings, UnpaidLimit};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
@@ -16,6 +16,14 @@ use tokio::sync::oneshot;
 use crate::TestDatabase;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// The bounds on unpaid orders the storm tests run with: raised through
+/// configuration (as an operator would), so that one customer may place
+/// thousands of orders it never pays. Tests of the bounds set their own.
+pub const STORM_UNPAID_LIMIT: UnpaidLimit = UnpaidLimit {
+    orders: 1_000_000_000,
+    units: u32::MAX,
+};
 
 /// How to start the app under test.
 #[derive(Debug, Clone)]
@@ -29,6 +37,8 @@ pub struct AppOptions {
     pub serve: ServeOptions,
     /// The bound on a customer's abandoned checkouts.
     pub abandonment_limit: AbandonmentLimit,
+    /// The bounds on a customer's unpaid orders.
+    pub unpaid_limit: UnpaidLimit,
     /// Group commit's writers and batch bound (None: each append alone).
     pub group_commit: Option<GroupCommitSettings>,
 }
@@ -42,6 +52,7 @@ impl Default for AppOptions {
             connect_via: None,
             serve: ServeOptions::default(),
             abandonment_limit: AbandonmentLimit::default(),
+            unpaid_limit: STORM_UNPAID_LIMIT,
             group_commit: Some(GroupCommitSettings::default()),
         }
     }
@@ -97,6 +108,7 @@ impl Server {
             pool,
             keys.clone(),
             options.abandonment_limit,
+            options.unpaid_limit,
             options.group_commit,
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -124,7 +136,7 @@ impl Server {
 pub async fn serve_over(pool: sqlx::PgPool) -> Replica {
     order_client::install_tls_provider();
     let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
-    let state = AppState::new(pool, keys);
+    let state = storm_state(pool, keys);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (shutdown, rx) = oneshot::channel::<()>();
@@ -156,7 +168,19 @@ pub async fn router(db: &TestDatabase) -> axum::Router {
         .await
         .unwrap();
     let keys = JwtKeys::new(SECRET.as_bytes()).unwrap();
-    app(AppState::new(pool, keys), Duration::from_secs(10))
+    app(storm_state(pool, keys), Duration::from_secs(10))
+}
+
+/// The app's state as a service configured for the storm tests would have
+/// it: group commit, [`STORM_UNPAID_LIMIT`].
+fn storm_state(pool: sqlx::PgPool, keys: JwtKeys) -> AppState {
+    AppState::configured(
+        pool,
+        keys,
+        AbandonmentLimit::default(),
+        STORM_UNPAID_LIMIT,
+        Some(GroupCommitSettings::default()),
+    )
 }
 
 /// A token signed with [`SECRET`].
@@ -194,7 +218,12 @@ impl TestApp {
     /// Another replica of the service over this app's database: its own
     /// pool, caches and port, as a second process would have.
     pub async fn replica(&self) -> Replica {
-        let server = Server::start(&self.db, AppOptions::default()).await;
+        self.replica_with(AppOptions::default()).await
+    }
+
+    /// [`Self::replica`], configured with `options`.
+    pub async fn replica_with(&self, options: AppOptions) -> Replica {
+        let server = Server::start(&self.db, options).await;
         Replica {
             base_url: server.base_url,
             _shutdown: server.shutdown,

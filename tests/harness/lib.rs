@@ -16,5 +16,5 @@ pub mod own_cluster;
 pub mod proxy;
 pub mod service_process;
 
-pub use app::TestApp;
+pub use app::{TestApp, STORM_UNPAID_LIMIT};
 pub use database::TestDatabase;

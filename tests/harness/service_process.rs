@@ -40,6 +40,16 @@ impl ServiceProcess {
             .env("DATABASE_URL", database_url)
             .env("ORDERS_JWT_SECRET", SECRET)
             .env("ORDERS_BIND", format!("127.0.0.1:{port}"))
+            // Raised as for the in-process app (app.rs, STORM_UNPAID_LIMIT);
+            // `env` may set others.
+            .env(
+                "ORDERS_UNPAID_ORDERS",
+                crate::STORM_UNPAID_LIMIT.orders.to_string(),
+            )
+            .env(
+                "ORDERS_UNPAID_UNITS",
+                crate::STORM_UNPAID_LIMIT.units.to_string(),
+            )
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())

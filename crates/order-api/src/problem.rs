@@ -26,6 +26,16 @@ pub struct ProblemExtensions {
     /// The order's status, on an invalid transition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_status: Option<String>,
+    /// The bound a checkout would exceed, on `/unpaid-limit`: `orders`
+    /// (open unpaid orders) or `units` (units they hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
+    /// The bound's value, on `/unpaid-limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub most: Option<i64>,
+    /// What the customer's unpaid orders hold now, on `/unpaid-limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<i64>,
 }
 
 // The problem document as the OpenAPI document describes it (component
@@ -62,6 +72,7 @@ pub enum ProblemKind {
     CheckoutNotFound,
     UnknownSku,
     OutOfStock,
+    UnpaidLimit,
     StockBelowZero,
     InvalidTransition,
     MalformedBody,
@@ -81,7 +92,7 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 23] = [
+    pub const ALL: [ProblemKind; 24] = [
         Self::IdempotencyKeyMissing,
         Self::IdempotencyKeyInvalid,
         Self::IdempotencyKeyReused,
@@ -89,6 +100,7 @@ impl ProblemKind {
         Self::CheckoutNotFound,
         Self::UnknownSku,
         Self::OutOfStock,
+        Self::UnpaidLimit,
         Self::StockBelowZero,
         Self::InvalidTransition,
         Self::MalformedBody,
@@ -116,6 +128,7 @@ impl ProblemKind {
             Self::CheckoutNotFound => "checkout-not-found",
             Self::UnknownSku => "unknown-sku",
             Self::OutOfStock => "out-of-stock",
+            Self::UnpaidLimit => "unpaid-limit",
             Self::StockBelowZero => "stock-below-zero",
             Self::InvalidTransition => "invalid-transition",
             Self::MalformedBody => "malformed-body",
@@ -153,6 +166,7 @@ impl ProblemKind {
             Self::NotFound | Self::CheckoutNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::OutOfStock
+            | Self::UnpaidLimit
             | Self::StockBelowZero
             | Self::InvalidTransition
             | Self::CheckoutAbandoned => StatusCode::CONFLICT,
@@ -176,6 +190,7 @@ impl ProblemKind {
             Self::CheckoutNotFound => "Nothing recorded for this Idempotency-Key",
             Self::UnknownSku => "Unknown SKU",
             Self::OutOfStock => "Out of stock",
+            Self::UnpaidLimit => "Too much held by unpaid orders",
             Self::StockBelowZero => "Stock cannot go below zero",
             Self::InvalidTransition => "Invalid order transition",
             Self::MalformedBody => "Malformed request body",
@@ -236,6 +251,9 @@ mod tests {
             requested: Some(2),
             available: Some(1),
             current_status: Some("paid".into()),
+            limit: Some("orders".into()),
+            most: Some(5),
+            held: Some(5),
         };
         let sent = serde_json::to_value(&problem).unwrap_or_default();
         let documented: ProblemDocument = serde_json::from_value(sent.clone()).unwrap();

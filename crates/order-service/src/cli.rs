@@ -134,6 +134,13 @@ struct ServeArgs {
     /// Most checkouts one customer may abandon per minute (429 beyond).
     #[arg(long, env = "ORDERS_ABANDON_LIMIT", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     abandon_limit: u32,
+    /// Most open unpaid orders one customer may have (409 /unpaid-limit
+    /// beyond; a replay of an order is never refused).
+    #[arg(long, env = "ORDERS_UNPAID_ORDERS", default_value_t = order_store::UnpaidLimit::DEFAULT.orders, value_parser = clap::value_parser!(u32).range(1..))]
+    unpaid_orders: u32,
+    /// Most units one customer's open unpaid orders may hold together.
+    #[arg(long, env = "ORDERS_UNPAID_UNITS", default_value_t = order_store::UnpaidLimit::DEFAULT.units, value_parser = clap::value_parser!(u32).range(1..))]
+    unpaid_units: u32,
     /// Do not apply migrations at start (env: 1, true, yes or on).
     #[arg(long, env = "ORDERS_SKIP_MIGRATIONS", value_parser = clap::builder::FalseyValueParser::new())]
     skip_migrations: bool,
@@ -255,6 +262,10 @@ where
                 abandonment_limit: order_store::AbandonmentLimit {
                     most: args.abandon_limit,
                     ..order_store::AbandonmentLimit::default()
+                },
+                unpaid_limit: order_store::UnpaidLimit {
+                    orders: args.unpaid_orders,
+                    units: args.unpaid_units,
                 },
                 group_commit: (args.writers > 0).then_some(order_store::GroupCommitSettings {
                     writers: args.writers as usize,
@@ -424,6 +435,7 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
         pool.clone(),
         config.keys.clone(),
         config.abandonment_limit,
+        config.unpaid_limit,
         config.group_commit,
     );
     let listener = TcpListener::bind(config.bind)

@@ -71,6 +71,8 @@ pub struct ServeConfig {
     pub connections: crate::ServeOptions,
     /// Most checkouts one customer may abandon per minute.
     pub abandonment_limit: order_store::AbandonmentLimit,
+    /// What one customer's unpaid orders may hold.
+    pub unpaid_limit: order_store::UnpaidLimit,
     /// Group commit's writers and batch bound (None: each append alone).
     pub group_commit: Option<order_store::GroupCommitSettings>,
 }

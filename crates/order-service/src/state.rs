@@ -5,7 +5,7 @@ use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use order_store::{
     AbandonmentLimit, CatalogueCommands, CatalogueQueries, GroupCommit, GroupCommitSettings,
-    OrderCommands, OrderQueries, StoreProbe,
+    OrderCommands, OrderQueries, StoreProbe, UnpaidLimit,
 };
 use sqlx::PgPool;
 
@@ -48,20 +48,24 @@ impl AppState {
             pool,
             keys,
             abandonment_limit,
+            UnpaidLimit::DEFAULT,
             Some(GroupCommitSettings::default()),
         )
     }
 
-    /// As [`AppState::with_abandonment_limit`], with appends stored by
-    /// group commit with these settings (started on the current runtime),
-    /// or each alone (None).
+    /// As [`AppState::with_abandonment_limit`], with these bounds on a
+    /// customer's unpaid orders, and appends stored by group commit with
+    /// these settings (started on the current runtime), or each alone (None).
     pub fn configured(
         pool: PgPool,
         keys: JwtKeys,
         abandonment_limit: AbandonmentLimit,
+        unpaid_limit: UnpaidLimit,
         group_commit: Option<GroupCommitSettings>,
     ) -> Self {
-        let mut orders = OrderCommands::new(pool.clone()).with_abandonment_limit(abandonment_limit);
+        let mut orders = OrderCommands::new(pool.clone())
+            .with_abandonment_limit(abandonment_limit)
+            .with_unpaid_limit(unpaid_limit);
         let mut catalogue = CatalogueCommands::new(pool.clone());
         if let Some(settings) = group_commit {
             let writers = GroupCommit::start(pool.clone(), settings);

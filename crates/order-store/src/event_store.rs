@@ -24,6 +24,7 @@ use crate::projection::rows::{ProjectionArrays, StockGuardSql};
 use crate::projection::{projection_error, ReadModelChanges, TenantChanges};
 use crate::shop_event::RecordedEvent;
 use crate::stream_kind::StreamKind;
+use crate::unpaid_limit::{UnpaidBound, UnpaidLimit, UnpaidRefusal};
 
 /// How often a transaction that PostgreSQL aborted as a deadlock or a
 /// serialization failure is run again before the error reaches the caller.
@@ -71,6 +72,9 @@ pub(crate) enum Appended<A: Aggregate> {
     Refused(Refusal),
     /// The customer reached the bound on abandonments: nothing was stored.
     Limited(Limited),
+    /// The order would take its customer's unpaid orders over a bound:
+    /// nothing was stored.
+    Unpaid(UnpaidRefusal),
 }
 
 /// A refusal by a bound: its value, and how long until one more is allowed.
@@ -146,6 +150,9 @@ pub(crate) struct EventStore {
     /// Where appends go: this process's writers (several appends in one
     /// transaction), or None: each its own call on the pool.
     group_commit: Option<GroupCommit>,
+    /// The bounds every order an append places is checked against (None:
+    /// none, e.g. for a store that never places orders).
+    unpaid: Option<UnpaidLimit>,
 }
 
 /// A row of the `new_event` composite type.
@@ -200,6 +207,15 @@ impl EventStore {
         Self {
             pool,
             group_commit: None,
+            unpaid: None,
+        }
+    }
+
+    /// The same store, checking the orders its appends place against `limit`.
+    pub fn with_unpaid_limit(self, limit: UnpaidLimit) -> Self {
+        Self {
+            unpaid: Some(limit),
+            ..self
         }
     }
 
@@ -273,7 +289,7 @@ impl EventStore {
         append: &Append<'_, A>,
         statement: Statement<'_>,
     ) -> Result<Appended<A>, StoreError> {
-        let call = Arc::new(AppendCall::new(append)?);
+        let call = Arc::new(AppendCall::new(append, self.unpaid)?);
         let mut attempt = 1;
         loop {
             let answers = match (&self.group_commit, statement) {
@@ -314,6 +330,8 @@ pub(crate) struct AppendCall {
     pub guard: Vec<StockGuardSql>,
     pub prices: Vec<CataloguePriceSql>,
     pub arrays: ProjectionArrays,
+    /// The bounds on the customer's unpaid orders (None: unbounded).
+    pub unpaid: Option<UnpaidLimit>,
     count: u64,
 }
 
@@ -324,7 +342,10 @@ pub(crate) enum AppendFailure {
 }
 
 impl AppendCall {
-    fn new<A: StreamKind>(append: &Append<'_, A>) -> Result<Self, StoreError> {
+    fn new<A: StreamKind>(
+        append: &Append<'_, A>,
+        unpaid: Option<UnpaidLimit>,
+    ) -> Result<Self, StoreError> {
         let mut events = Vec::with_capacity(append.events.len());
         let mut recorded = Vec::with_capacity(append.events.len());
         for (offset, event) in (1..).zip(append.events) {
@@ -374,6 +395,7 @@ impl AppendCall {
             guard: tenant_changes.stock_guard(append.tenant),
             prices,
             arrays: ProjectionArrays::of(append.tenant, tenant_changes),
+            unpaid,
             count: recorded.len() as u64,
         })
     }
@@ -405,7 +427,9 @@ impl AppendCall {
                 .bind(&arrays.stock)
                 .bind(&arrays.orders)
                 .bind(&arrays.updates)
-                .bind(&arrays.items),
+                .bind(&arrays.items)
+                .bind(self.unpaid.map(|u| i64::from(u.orders)))
+                .bind(self.unpaid.map(|u| i64::from(u.units))),
             Statement::Abandon(bound) => sqlx::query_as(include_str!("sql/abandon_checkout.sql"))
                 .bind(self.tenant.as_str())
                 .bind(&self.id)
@@ -472,6 +496,15 @@ impl AppendCall {
                         .and_then(|seconds| u64::try_from(seconds).ok())
                         .unwrap_or(1),
                 ),
+            }),
+            "unpaid" => Appended::Unpaid(UnpaidRefusal {
+                bound: first
+                    .sku
+                    .as_deref()
+                    .and_then(UnpaidBound::parse)
+                    .ok_or_else(|| answer(format!("append_to_stream: unpaid {:?}", first.sku)))?,
+                most: first.requested.unwrap_or_default(),
+                held: first.available.unwrap_or_default(),
             }),
             "unknown" => Appended::Refused(Refusal::UnknownSku(sku()?)),
             "repriced" => Appended::Refused(Refusal::Repriced(sku()?)),

@@ -114,7 +114,7 @@ where
             Appended::Moved(newer) => stream.apply(newer),
             Appended::Conflict => stream = store.load(tenant, id).await?,
             Appended::Refused(refusal) => return Err(ExecuteError::Stock(refusal.into())),
-            Appended::Limited(_) => {
+            Appended::Limited(_) | Appended::Unpaid(_) => {
                 return Err(ExecuteError::Store(StoreError::Internal(
                     "a bound refused an append that has none".into(),
                 )))

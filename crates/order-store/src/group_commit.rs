@@ -202,14 +202,16 @@ async fn write_batches(pool: PgPool, jobs: Arc<Mutex<mpsc::Receiver<Job>>>, max_
     }
 }
 
-/// The jobs split by tenant, tenants in the order their first job came.
+/// The jobs split by tenant, tenants in the order their first job came
+/// (and by the bounds on unpaid orders, which one call takes for all its
+/// appends: one process's are all the same).
 fn by_tenant(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     let mut batches: Vec<Vec<Job>> = Vec::new();
     for job in jobs {
         let same_tenant = batches.iter_mut().find(|batch| {
-            batch
-                .first()
-                .is_some_and(|first| first.call.tenant == job.call.tenant)
+            batch.first().is_some_and(|first| {
+                first.call.tenant == job.call.tenant && first.call.unpaid == job.call.unpaid
+            })
         });
         match same_tenant {
             Some(batch) => batch.push(job),
@@ -333,6 +335,7 @@ async fn append_batch(pool: &PgPool, batch: &[Job]) -> Result<Vec<Answer>, sqlx:
         .first()
         .map(|job| job.call.tenant.as_str())
         .unwrap_or_default();
+    let unpaid = batch.first().and_then(|job| job.call.unpaid);
     let rows: Vec<BatchAnswer> = sqlx::query_as(include_str!("sql/append_batch.sql"))
         .bind(tenant)
         .bind(appends)
@@ -344,6 +347,8 @@ async fn append_batch(pool: &PgPool, batch: &[Job]) -> Result<Vec<Answer>, sqlx:
         .bind(orders)
         .bind(updates)
         .bind(items)
+        .bind(unpaid.map(|u| i64::from(u.orders)))
+        .bind(unpaid.map(|u| i64::from(u.units)))
         .fetch_all(pool)
         .await?;
     let mut answers: Vec<Vec<AppendAnswer>> = batch.iter().map(|_| Vec::new()).collect();

@@ -86,6 +86,7 @@ mod price_cache;
 mod shop_event;
 mod store_health;
 mod stream_kind;
+mod unpaid_limit;
 
 pub mod projection;
 
@@ -111,6 +112,7 @@ pub use store_health::{
     up_migrations, CommitOrderHoldBack, NodeHoldBack, StoreHealth, StoreProbe, HEALTH_REUSED_FOR,
 };
 pub use stream_kind::StreamKind;
+pub use unpaid_limit::{UnpaidBound, UnpaidLimit, UnpaidRefusal};
 
 /// The schema migrations, embedded: `MIGRATOR.run(&pool)` brings a database
 /// to the schema this code expects.

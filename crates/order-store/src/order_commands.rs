@@ -20,6 +20,7 @@ use crate::group_commit::GroupCommit;
 use crate::known_orders::KnownOrders;
 use crate::order_view::{checkout_status_of, order_of};
 use crate::price_cache::PriceCache;
+use crate::unpaid_limit::{UnpaidLimit, UnpaidRefusal};
 
 /// Whether a checkout placed the order now or found it placed by an earlier
 /// request with the same key.
@@ -53,6 +54,9 @@ pub enum CheckoutError {
         requested: i64,
         available: i64,
     },
+    /// The order would take the customer's unpaid orders over a bound.
+    #[error("your unpaid orders would exceed the most {} allowed ({}; held now: {}): pay or cancel one first", .0.bound, .0.most, .0.held)]
+    UnpaidLimit(UnpaidRefusal),
     #[error(transparent)]
     Rejected(OrderError),
     #[error(transparent)]
@@ -171,6 +175,9 @@ impl std::fmt::Debug for OrderCommands {
 }
 
 impl OrderCommands {
+    /// Commands with no bound on unpaid orders: the service sets one
+    /// ([`Self::with_unpaid_limit`]; its configuration's default is
+    /// [`UnpaidLimit::DEFAULT`]).
     pub fn new(pool: PgPool) -> Self {
         Self {
             store: EventStore::new(pool.clone()),
@@ -187,6 +194,14 @@ impl OrderCommands {
     pub fn with_group_commit(self, writers: GroupCommit) -> Self {
         Self {
             store: self.store.with_group_commit(writers),
+            ..self
+        }
+    }
+
+    /// The same commands, holding each customer's unpaid orders to `limit`.
+    pub fn with_unpaid_limit(self, limit: UnpaidLimit) -> Self {
+        Self {
+            store: self.store.with_unpaid_limit(limit),
             ..self
         }
     }
@@ -294,6 +309,7 @@ impl OrderCommands {
                         available,
                     })
                 }
+                Appended::Unpaid(refusal) => return Err(CheckoutError::UnpaidLimit(refusal)),
                 Appended::Limited(_) => {
                     return Err(StoreError::Internal("a checkout has no bound".into()).into())
                 }
@@ -421,6 +437,11 @@ impl OrderCommands {
                 Appended::Refused(refusal) => {
                     return Err(AbandonError::Store(StoreError::Internal(format!(
                         "the inventory refused an abandonment: {refusal:?}"
+                    ))))
+                }
+                Appended::Unpaid(refusal) => {
+                    return Err(AbandonError::Store(StoreError::Internal(format!(
+                        "a bound on unpaid orders refused an abandonment: {refusal:?}"
                     ))))
                 }
             }

@@ -1,5 +1,6 @@
 //! The `rebuild-projections` command line: rebuild store-orders' read model (`store_orders`,
-//! `store_order_items`, `inventory`, `store_checkout_abandonments`) from the event store.
+//! `store_order_items`, `inventory`, `store_checkout_abandonments`, `store_unpaid_holds`) from
+//! the event store.
 //!
 //! Default: build shadow tables while the service runs, then swap them in
 //! atomically (writers pause for the cut-over only). `--verify`: build and

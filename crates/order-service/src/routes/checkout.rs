@@ -35,7 +35,7 @@ use crate::state::AppState;
          headers(("Idempotent-Replayed" = String, description = "true"))),
         (status = 400, description = "Idempotency-Key missing or invalid, Order-Channel invalid, or malformed JSON", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid token", body = order_api::ProblemDocument, content_type = "application/problem+json"),
-        (status = 409, description = "Out of stock, or the key's checkout was abandoned (nothing is stored)", body = order_api::ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Out of stock (`/out-of-stock`), the customer's unpaid orders would exceed a bound (`/unpaid-limit`, naming it in `limit`), or the key's checkout was abandoned (`/checkout-abandoned`); nothing is stored", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "Body over 64 KiB", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Key reused for a different request, unknown SKU, or invalid body", body = order_api::ProblemDocument, content_type = "application/problem+json"),
         (status = 503, description = "Overloaded; retry with the same key", body = order_api::ProblemDocument, content_type = "application/problem+json"),
@@ -146,6 +146,13 @@ fn checkout_problem(err: CheckoutError) -> ApiError {
             .with_sku(sku.to_string());
             problem.problem.extensions.requested = Some(requested);
             problem.problem.extensions.available = Some(available);
+            problem
+        }
+        CheckoutError::UnpaidLimit(refusal) => {
+            let mut problem = ApiError::new(ProblemKind::UnpaidLimit, CheckoutError::UnpaidLimit(refusal).to_string());
+            problem.problem.extensions.limit = Some(refusal.bound.as_str().to_owned());
+            problem.problem.extensions.most = Some(refusal.most);
+            problem.problem.extensions.held = Some(refusal.held);
             problem
         }
         CheckoutError::Rejected(OrderError::IdempotencyKeyReused) => ApiError::new(

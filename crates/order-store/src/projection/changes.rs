@@ -186,6 +186,7 @@ impl TenantChanges {
                 placed_at: placed.placed_at,
                 updated_at: placed.placed_at,
                 last_event_sequence: sequence,
+                units: placed.lines.iter().map(|l| i64::from(l.quantity)).sum(),
             }),
         );
         for (index, line) in placed.lines.iter().enumerate() {

@@ -40,6 +40,8 @@ pub(crate) struct OrderSql {
     pub placed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_event_sequence: i64,
+    /// The units of all its lines: what it holds while unpaid.
+    pub units: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, sqlx::Type)]

@@ -1,2 +1,2 @@
 SELECT outcome, sku, requested, available, sequence, event_type, event_version, payload
-FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+FROM append_to_stream($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)

@@ -11,7 +11,8 @@
 //!    items their primary key: the replay only inserts them).
 //! 3. **Cut-over**, one of:
 //!    - *swap*: lock the tables in the order writers lock them (inventory,
-//!      events, store_orders, store_order_items, store_checkout_abandonments:
+//!      events, store_orders, store_order_items, store_checkout_abandonments,
+//!      store_unpaid_holds:
 //!      no deadlock with a checkout or an abandon), replay the last events, and swap the shadow tables in.
 //!      Writers pause for the cut-over only; reads carry on until the swap's
 //!      last instant. Nothing appended meanwhile is missed: under the locks no
@@ -448,8 +449,8 @@ async fn lock_for_cut_over(
         for statement in [
             "LOCK TABLE inventory IN EXCLUSIVE MODE",
             "LOCK TABLE events IN EXCLUSIVE MODE",
-            "LOCK TABLE store_orders, store_order_items, store_checkout_abandonments \
-             IN EXCLUSIVE MODE",
+            "LOCK TABLE store_orders, store_order_items, store_checkout_abandonments, \
+             store_unpaid_holds IN EXCLUSIVE MODE",
         ] {
             if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
                 locked = Err(e);
@@ -572,9 +573,12 @@ async fn in_place(
     }
     progress.stage(Stage::Locking);
     lock_for_cut_over(&mut tx, options, progress).await?;
-    sqlx::query("TRUNCATE store_checkout_abandonments, store_order_items, store_orders, inventory")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "TRUNCATE store_unpaid_holds, store_checkout_abandonments, store_order_items, \
+         store_orders, inventory",
+    )
+    .execute(&mut *tx)
+    .await?;
     relaxed.drop_from(&mut tx, &live_schema).await?;
     progress.stage(Stage::CatchingUp);
     catch_up_here(&mut tx, None, start, options, progress, tally).await?;
