@@ -223,6 +223,20 @@ async fn every_event_written_today_is_in_the_catalogue_and_decodes_as_stored() {
         .abandon_checkout(&customer, &key("gone"), now())
         .await
         .unwrap();
+    let unpaid = orders
+        .place_order(&customer, checkout("c", "unpaid", &[("A", 1)]))
+        .await
+        .unwrap();
+    let expired = orders
+        .expire(
+            &as_staff("acme"),
+            OrderId::from(unpaid.order.id),
+            now() + chrono::Duration::hours(1),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(expired.changed);
     let stored: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT DISTINCT ON (aggregate_type, event_type) aggregate_type, event_type, \
          event_version, payload::text FROM events ORDER BY aggregate_type, event_type",
@@ -239,6 +253,7 @@ async fn every_event_written_today_is_in_the_catalogue_and_decodes_as_stored() {
         [
             "CheckoutAbandoned",
             "OrderCancelled",
+            "OrderExpired",
             "OrderPaid",
             "OrderPlaced",
             "OrderShipped",

@@ -83,9 +83,10 @@ pub enum OrderStatus {
     Paid,
     Shipped,
     Cancelled,
-    /// A status this client does not know yet (the contract adds
-    /// `expired`, and may add more): clients must accept it. Never sent by
-    /// this service.
+    /// Left unpaid past the shop's deadline; its stock went back.
+    Expired,
+    /// A status this client does not know yet (the contract may add
+    /// more): clients must accept it. Never sent by this service.
     #[serde(other, skip_serializing)]
     Unknown,
 }
@@ -293,7 +294,8 @@ mod tests {
         let read = |status: &str| serde_json::from_value::<OrderStatus>(status.into());
         assert_eq!(read("paid").ok(), Some(OrderStatus::Paid));
         assert_eq!(read("cancelled").ok(), Some(OrderStatus::Cancelled));
-        assert_eq!(read("expired").ok(), Some(OrderStatus::Unknown));
+        assert_eq!(read("expired").ok(), Some(OrderStatus::Expired));
+        assert_eq!(read("on_hold").ok(), Some(OrderStatus::Unknown));
         let order: Order = serde_json::from_value(serde_json::json!({
             "id": "6f1c4a52-5bd4-4f43-9a1e-0d0c7f1f4b10", "order_number": "ORD-1",
             "status": "on_hold", "customer_id": "c", "idempotency_key": "k",

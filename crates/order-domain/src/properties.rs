@@ -75,6 +75,10 @@ fn command() -> impl Strategy<Value = OrderCommand> {
         2 => (-100_i64..1_000).prop_map(|s| OrderCommand::MarkPaid { at: at(s) }),
         2 => (-100_i64..1_000).prop_map(|s| OrderCommand::Ship { at: at(s) }),
         2 => (by, -100_i64..1_000).prop_map(|(by, s)| OrderCommand::Cancel { by, at: at(s) }),
+        1 => (-100_i64..1_000, -100_i64..1_000).prop_map(|(before, s)| OrderCommand::Expire {
+            placed_before: at(before),
+            at: at(s),
+        }),
     ]
 }
 
@@ -110,7 +114,7 @@ fn rank(status: OrderStatus) -> u8 {
         OrderStatus::Placed => 0,
         OrderStatus::Paid => 1,
         OrderStatus::Shipped => 2,
-        OrderStatus::Cancelled => 3,
+        OrderStatus::Cancelled | OrderStatus::Expired => 3,
     }
 }
 

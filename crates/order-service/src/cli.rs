@@ -141,6 +141,13 @@ struct ServeArgs {
     /// Most units one customer's open unpaid orders may hold together.
     #[arg(long, env = "ORDERS_UNPAID_UNITS", default_value_t = order_store::UnpaidLimit::DEFAULT.units, value_parser = clap::value_parser!(u32).range(1..))]
     unpaid_units: u32,
+    /// How long an order may stay unpaid: older ones expire, their stock
+    /// going back (every replica runs the sweeper; each order expires once).
+    #[arg(long, env = "ORDERS_UNPAID_EXPIRY", default_value = "30m", value_parser = parse_duration)]
+    unpaid_expiry: Duration,
+    /// How often each replica looks for unpaid orders past that time.
+    #[arg(long, env = "ORDERS_EXPIRY_SWEEP", default_value = "15s", value_parser = parse_duration)]
+    expiry_sweep: Duration,
     /// Do not apply migrations at start (env: 1, true, yes or on).
     #[arg(long, env = "ORDERS_SKIP_MIGRATIONS", value_parser = clap::builder::FalseyValueParser::new())]
     skip_migrations: bool,
@@ -266,6 +273,11 @@ where
                 unpaid_limit: order_store::UnpaidLimit {
                     orders: args.unpaid_orders,
                     units: args.unpaid_units,
+                },
+                unpaid_expiry: order_store::UnpaidExpiry {
+                    after: args.unpaid_expiry,
+                    every: args.expiry_sweep.max(Duration::from_millis(10)),
+                    ..order_store::UnpaidExpiry::default()
                 },
                 group_commit: (args.writers > 0).then_some(order_store::GroupCommitSettings {
                     writers: args.writers as usize,
@@ -442,6 +454,11 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {} (is the service already running?)", config.bind))?;
     tracing::info!(address = %listener.local_addr()?, "serving");
+    let sweeper = tokio::spawn(order_store::run_unpaid_expiry(
+        pool.clone(),
+        std::sync::Arc::clone(&state.orders),
+        config.unpaid_expiry,
+    ));
     let grace = config.shutdown_grace;
     let served = serve(
         listener,
@@ -466,6 +483,7 @@ async fn run(config: ServeConfig) -> anyhow::Result<()> {
             tracing::warn!(?grace, "in-flight requests did not finish in time");
         }
     }
+    sweeper.abort();
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

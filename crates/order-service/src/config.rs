@@ -73,6 +73,8 @@ pub struct ServeConfig {
     pub abandonment_limit: order_store::AbandonmentLimit,
     /// What one customer's unpaid orders may hold.
     pub unpaid_limit: order_store::UnpaidLimit,
+    /// When unpaid orders expire, and how often the sweeper looks.
+    pub unpaid_expiry: order_store::UnpaidExpiry,
     /// Group commit's writers and batch bound (None: each append alone).
     pub group_commit: Option<order_store::GroupCommitSettings>,
 }

@@ -12,6 +12,8 @@ pub enum Actor {
     Customer(CustomerId),
     /// A member of the tenant's staff, by the `sub` of their token.
     Staff(String),
+    /// The service itself, by the job's name (e.g. `unpaid-expiry`).
+    System(&'static str),
 }
 
 /// The tenant a command runs in and who sent it. The tenant comes from the
@@ -31,6 +33,7 @@ impl CommandContext {
         let actor = match &self.actor {
             Actor::Customer(id) => format!("customer:{id}"),
             Actor::Staff(sub) => format!("staff:{sub}"),
+            Actor::System(job) => format!("system:{job}"),
         };
         let mut metadata = serde_json::Map::with_capacity(3);
         metadata.insert(

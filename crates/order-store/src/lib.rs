@@ -36,9 +36,12 @@
 //!   postgres-es' repository over our `events` table, with our upcasters
 //!   (reads only; why our writes do not go through it is written there).
 //! - `order_commands.rs`: [`OrderCommands`]: checkout, settling a
-//!   checkout's key (abandon), pay, ship, cancel.
+//!   checkout's key (abandon), pay, ship, cancel, expire.
 //!   `price_cache.rs` and `known_orders.rs` save a checkout its own round
 //!   trips (a price lookup, a wasted append for a retry); neither is trusted.
+//!   `unpaid_limit.rs`: [`UnpaidLimit`], the bounds on what a customer's
+//!   unpaid orders hold; `unpaid_expiry.rs`: the sweeper that expires
+//!   orders left unpaid ([`run_unpaid_expiry`], every replica runs one).
 //! - `catalogue_commands.rs`: [`CatalogueCommands`]: products and stock moves.
 //! - `projection/`: events to row changes (pure), handed to the database's
 //!   `project_read_model`; one implementation for the live path and the
@@ -86,6 +89,7 @@ mod price_cache;
 mod shop_event;
 mod store_health;
 mod stream_kind;
+mod unpaid_expiry;
 mod unpaid_limit;
 
 pub mod projection;
@@ -112,6 +116,7 @@ pub use store_health::{
     up_migrations, CommitOrderHoldBack, NodeHoldBack, StoreHealth, StoreProbe, HEALTH_REUSED_FOR,
 };
 pub use stream_kind::StreamKind;
+pub use unpaid_expiry::{expire_unpaid_orders, run_unpaid_expiry, Sweep, UnpaidExpiry};
 pub use unpaid_limit::{UnpaidBound, UnpaidLimit, UnpaidRefusal};
 
 /// The schema migrations, embedded: `MIGRATOR.run(&pool)` brings a database

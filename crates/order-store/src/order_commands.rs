@@ -385,7 +385,7 @@ impl OrderCommands {
                     window: self.abandonment_limit.per,
                 }),
             ),
-            Actor::Staff(_) => (AbandonedBy::Staff, None),
+            Actor::Staff(_) | Actor::System(_) => (AbandonedBy::Staff, None),
         };
         let command = OrderCommand::AbandonCheckout(AbandonCheckout {
             tenant: tenant.clone(),
@@ -463,7 +463,7 @@ impl OrderCommands {
     ) -> Result<OrderTransition, OrderCommandError> {
         let by = match &context.actor {
             Actor::Customer(id) => CancelledBy::Customer(id.clone()),
-            Actor::Staff(_) => CancelledBy::Staff,
+            Actor::Staff(_) | Actor::System(_) => CancelledBy::Staff,
         };
         self.transition("cancel", context, order, OrderCommand::Cancel { by, at })
             .await
@@ -489,6 +489,26 @@ impl OrderCommands {
     ) -> Result<OrderTransition, OrderCommandError> {
         self.transition("ship", context, order, OrderCommand::Ship { at })
             .await
+    }
+
+    /// Expires the order if it is still unpaid and was placed before
+    /// `placed_before`, giving its stock back, once. `changed` is false
+    /// when nothing happened: paid, cancelled or expired meanwhile (by
+    /// another replica's sweeper, say), or not due.
+    pub async fn expire(
+        &self,
+        context: &CommandContext,
+        order: OrderId,
+        placed_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<OrderTransition, OrderCommandError> {
+        self.transition(
+            "expire",
+            context,
+            order,
+            OrderCommand::Expire { placed_before, at },
+        )
+        .await
     }
 
     async fn transition(

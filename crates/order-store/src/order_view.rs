@@ -74,5 +74,6 @@ pub fn status_of(status: OrderStatus) -> order_api::OrderStatus {
         OrderStatus::Paid => order_api::OrderStatus::Paid,
         OrderStatus::Shipped => order_api::OrderStatus::Shipped,
         OrderStatus::Cancelled => order_api::OrderStatus::Cancelled,
+        OrderStatus::Expired => order_api::OrderStatus::Expired,
     }
 }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     check_lines, AbandonCheckout, AbandonedBy, CancelledBy, Checkout, CheckoutAbandoned,
-    OrderAction, OrderCancelled, OrderCommand, OrderError, OrderEvent, OrderLine, OrderPlaced,
-    PlaceOrder, SettledCheckout, StockLine,
+    OrderAction, OrderCancelled, OrderCommand, OrderError, OrderEvent, OrderExpired, OrderLine,
+    OrderPlaced, PlaceOrder, SettledCheckout, StockLine,
 };
 use crate::{
     CheckoutFingerprint, Currency, CustomerId, IdempotencyKey, InvalidValue, Money, OrderId,
@@ -21,10 +21,18 @@ pub enum OrderStatus {
     Paid,
     Shipped,
     Cancelled,
+    /// Left unpaid past the shop's deadline: its stock went back.
+    Expired,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 4] = [Self::Placed, Self::Paid, Self::Shipped, Self::Cancelled];
+    pub const ALL: [OrderStatus; 5] = [
+        Self::Placed,
+        Self::Paid,
+        Self::Shipped,
+        Self::Cancelled,
+        Self::Expired,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +40,7 @@ impl OrderStatus {
             Self::Paid => "paid",
             Self::Shipped => "shipped",
             Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
         }
     }
 }
@@ -50,7 +59,10 @@ impl std::str::FromStr for OrderStatus {
             .into_iter()
             .find(|s| s.as_str() == value)
             .ok_or_else(|| {
-                InvalidValue::new("status", "expected placed, paid, shipped or cancelled")
+                InvalidValue::new(
+                    "status",
+                    "expected placed, paid, shipped, cancelled or expired",
+                )
             })
     }
 }
@@ -124,6 +136,7 @@ impl Order {
             OrderCommand::MarkPaid { at } => self.mark_paid(at),
             OrderCommand::Ship { at } => self.ship(at),
             OrderCommand::Cancel { by, at } => self.cancel(by, at),
+            OrderCommand::Expire { placed_before, at } => self.expire(placed_before, at),
         }
     }
 
@@ -309,14 +322,7 @@ impl Order {
                 Ok(vec![OrderEvent::OrderCancelled(OrderCancelled {
                     cancelled_at: order.next_change_at(at),
                     by,
-                    restocked: order
-                        .lines
-                        .iter()
-                        .map(|l| StockLine {
-                            sku: l.sku.clone(),
-                            quantity: l.quantity,
-                        })
-                        .collect(),
+                    restocked: order.stock_lines(),
                 })])
             }
             (from, _) => Err(OrderError::InvalidTransition {
@@ -324,6 +330,25 @@ impl Order {
                 action: OrderAction::Cancel,
             }),
         }
+    }
+
+    /// Expires the order when it is still unpaid and was placed before
+    /// `placed_before`, giving its stock back; otherwise nothing happens
+    /// (it was paid, shipped, cancelled or expired meanwhile, or is not
+    /// due yet: the sweeper that asked may be late, or one of several).
+    fn expire(
+        &self,
+        placed_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<OrderEvent>, OrderError> {
+        let order = self.placed()?;
+        if order.status != OrderStatus::Placed || order.placed_at >= placed_before {
+            return Ok(vec![]);
+        }
+        Ok(vec![OrderEvent::OrderExpired(OrderExpired {
+            expired_at: order.next_change_at(at),
+            restocked: order.stock_lines(),
+        })])
     }
 
     /// The placed order a transition applies to: an unused or abandoned key
@@ -334,6 +359,17 @@ impl Order {
 }
 
 impl OrderDetails {
+    /// Its lines as stock going back on the shelf, line by line.
+    fn stock_lines(&self) -> Vec<StockLine> {
+        self.lines
+            .iter()
+            .map(|l| StockLine {
+                sku: l.sku.clone(),
+                quantity: l.quantity,
+            })
+            .collect()
+    }
+
     /// The time to record for a change: the clock's, truncated to what the
     /// store keeps, and never before the order's last change (clocks of two
     /// servers may disagree; an order's history must not run backwards).
@@ -408,6 +444,12 @@ impl Aggregate for Order {
                     order.status = OrderStatus::Cancelled;
                     order.cancelled_at = Some(cancelled.cancelled_at);
                     order.updated_at = cancelled.cancelled_at;
+                }
+            }
+            OrderEvent::OrderExpired(expired) => {
+                if let OrderState::Placed(order) = &mut self.state {
+                    order.status = OrderStatus::Expired;
+                    order.updated_at = expired.expired_at;
                 }
             }
             OrderEvent::CheckoutAbandoned(abandoned) => {

@@ -23,6 +23,13 @@ pub enum OrderCommand {
         by: CancelledBy,
         at: DateTime<Utc>,
     },
+    /// Expires the order if it is still unpaid and was placed before
+    /// `placed_before` (the sweeper's deadline: now minus the time an
+    /// order may stay unpaid).
+    Expire {
+        placed_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// A checkout, after the server priced its lines from the catalogue. Built

@@ -20,6 +20,8 @@ pub enum OrderEvent {
         shipped_at: DateTime<Utc>,
     },
     OrderCancelled(OrderCancelled),
+    /// Left unpaid past the shop's deadline; its stock went back.
+    OrderExpired(OrderExpired),
     /// The checkout's key was settled without an order: the first and only
     /// event of its stream (see `abandonment.rs`).
     CheckoutAbandoned(CheckoutAbandoned),
@@ -81,6 +83,13 @@ pub struct OrderCancelled {
     pub restocked: Vec<StockLine>,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderExpired {
+    pub expired_at: DateTime<Utc>,
+    /// The stock this expiry gives back, once, line by line.
+    pub restocked: Vec<StockLine>,
+}
+
 /// A quantity of one SKU going back on the shelf.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StockLine {
@@ -95,6 +104,7 @@ impl DomainEvent for OrderEvent {
             Self::OrderPaid { .. } => "OrderPaid",
             Self::OrderShipped { .. } => "OrderShipped",
             Self::OrderCancelled(_) => "OrderCancelled",
+            Self::OrderExpired(_) => "OrderExpired",
             Self::CheckoutAbandoned(_) => "CheckoutAbandoned",
         }
         .to_owned()

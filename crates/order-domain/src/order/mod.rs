@@ -17,4 +17,4 @@ pub use checkout::{Checkout, RequestedLine};
 pub use checkout_rules::{check_lines, LineRuleBroken};
 pub use commands::{CancelledBy, OrderCommand, PlaceOrder, PricedLine};
 pub use errors::{OrderAction, OrderError};
-pub use events::{OrderCancelled, OrderEvent, OrderLine, OrderPlaced, StockLine};
+pub use events::{OrderCancelled, OrderEvent, OrderExpired, OrderLine, OrderPlaced, StockLine};

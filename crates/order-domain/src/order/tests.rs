@@ -30,20 +30,25 @@ fn given_shipped() -> Vec<OrderEvent> {
     events
 }
 
+/// The stock of [`given_placed`]'s lines, going back.
+fn restocked_lines() -> Vec<StockLine> {
+    vec![
+        StockLine {
+            sku: sku("A"),
+            quantity: qty(2),
+        },
+        StockLine {
+            sku: sku("B"),
+            quantity: qty(1),
+        },
+    ]
+}
+
 fn cancelled_by(by: CancelledBy, seconds: i64) -> OrderEvent {
     OrderEvent::OrderCancelled(OrderCancelled {
         by,
         cancelled_at: at(seconds),
-        restocked: vec![
-            StockLine {
-                sku: sku("A"),
-                quantity: qty(2),
-            },
-            StockLine {
-                sku: sku("B"),
-                quantity: qty(1),
-            },
-        ],
+        restocked: restocked_lines(),
     })
 }
 
@@ -826,4 +831,133 @@ fn it_writes_checkout_abandoned_at_version_1_and_round_trips_it() {
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
     }
+}
+
+// Expiry of unpaid orders: the sweeper's command in every state.
+
+/// Half an hour after the order (placed at `at(0)`).
+const DEADLINE: i64 = 1_800;
+
+fn expire(placed_before: i64, seconds: i64) -> OrderCommand {
+    OrderCommand::Expire {
+        placed_before: at(placed_before),
+        at: at(seconds),
+    }
+}
+
+fn expired_at(seconds: i64) -> OrderEvent {
+    OrderEvent::OrderExpired(OrderExpired {
+        expired_at: at(seconds),
+        restocked: restocked_lines(),
+    })
+}
+
+fn given_expired() -> Vec<OrderEvent> {
+    let mut events = given_placed();
+    events.push(expired_at(DEADLINE + 5));
+    events
+}
+
+#[test]
+fn it_expires_an_order_left_unpaid_past_the_deadline_and_restocks_every_line() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(expire(DEADLINE, DEADLINE + 5))
+        .then_expect_events(vec![expired_at(DEADLINE + 5)]);
+}
+
+#[test]
+fn it_leaves_an_order_placed_at_or_after_the_deadline_alone() {
+    OrderTest::with(())
+        .given(given_placed())
+        .when(expire(0, 5))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn it_never_expires_a_paid_shipped_cancelled_or_expired_order() {
+    for given in [
+        given_paid(),
+        given_shipped(),
+        given_cancelled(),
+        given_expired(),
+    ] {
+        OrderTest::with(())
+            .given(given)
+            .when(expire(DEADLINE * 10, DEADLINE * 10))
+            .then_expect_events(vec![]);
+    }
+}
+
+#[test]
+fn it_has_no_order_to_expire_under_an_unused_or_abandoned_key() {
+    OrderTest::with(())
+        .given_no_previous_events()
+        .when(expire(DEADLINE, DEADLINE))
+        .then_expect_error(OrderError::OrderNotFound);
+    OrderTest::with(())
+        .given(given_abandoned_by(by_customer("cust-1")))
+        .when(expire(DEADLINE, DEADLINE))
+        .then_expect_error(OrderError::OrderNotFound);
+}
+
+#[test]
+fn it_refuses_to_pay_ship_or_cancel_an_expired_order() {
+    for (command, action) in [
+        (pay(DEADLINE * 2), OrderAction::Pay),
+        (ship(DEADLINE * 2), OrderAction::Ship),
+        (cancel_by_staff(DEADLINE * 2), OrderAction::Cancel),
+        (
+            cancel_by_customer("cust-1", DEADLINE * 2),
+            OrderAction::Cancel,
+        ),
+    ] {
+        OrderTest::with(())
+            .given(given_expired())
+            .when(command)
+            .then_expect_error(invalid(OrderStatus::Expired, action));
+    }
+}
+
+#[test]
+fn it_never_moves_the_clock_backwards_when_it_expires_an_order() {
+    let mut events = given_placed();
+    events.push(OrderEvent::OrderPaid {
+        paid_at: at(DEADLINE * 3),
+    });
+    let mut order = Order::default();
+    for event in given_placed() {
+        cqrs_es::Aggregate::apply(&mut order, event);
+    }
+    // A sweeper whose clock is behind the order's last change.
+    let decided = order.decide(expire(DEADLINE, -60)).unwrap();
+    assert_eq!(decided, vec![expired_at(0)]);
+    let mut paid = Order::default();
+    for event in events {
+        cqrs_es::Aggregate::apply(&mut paid, event);
+    }
+    assert_eq!(
+        paid.decide(expire(DEADLINE * 4, DEADLINE * 4)).unwrap(),
+        vec![]
+    );
+}
+
+#[test]
+fn it_shows_an_expired_order_as_expired_and_writes_its_event_at_version_1() {
+    let mut order = Order::default();
+    for event in given_expired() {
+        cqrs_es::Aggregate::apply(&mut order, event);
+    }
+    let details = order.details().unwrap();
+    assert_eq!(details.status, OrderStatus::Expired);
+    assert_eq!(details.updated_at, at(DEADLINE + 5));
+    assert_eq!(
+        "expired".parse::<OrderStatus>().unwrap(),
+        OrderStatus::Expired
+    );
+    let event = expired_at(DEADLINE + 5);
+    assert_eq!(event.event_type(), "OrderExpired");
+    assert_eq!(event.event_version(), "1");
+    let json = serde_json::to_value(&event).unwrap();
+    assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
 }

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use order_domain::order::{CheckoutAbandoned, OrderEvent, OrderPlaced};
+use order_domain::order::{CheckoutAbandoned, OrderEvent, OrderPlaced, StockLine};
 use order_domain::product::{ProductDefinition, ProductEvent};
 use order_domain::stock_adjustment::StockAdjustmentEvent;
 use order_domain::{OrderStatus, Sku, TenantId};
@@ -145,23 +145,20 @@ impl TenantChanges {
                 self.abandon(id, abandoned);
                 Ok(())
             }
-            OrderEvent::OrderCancelled(cancelled) => {
-                self.set_status(
-                    id,
-                    OrderStatus::Cancelled,
-                    cancelled.cancelled_at,
-                    recorded.sequence,
-                );
-                for line in &cancelled.restocked {
-                    self.change_stock(
-                        &recorded.tenant,
-                        &line.sku,
-                        i64::from(line.quantity),
-                        cancelled.cancelled_at,
-                    )?;
-                }
-                Ok(())
-            }
+            OrderEvent::OrderCancelled(cancelled) => self.end_unshipped(
+                recorded,
+                id,
+                OrderStatus::Cancelled,
+                cancelled.cancelled_at,
+                &cancelled.restocked,
+            ),
+            OrderEvent::OrderExpired(expired) => self.end_unshipped(
+                recorded,
+                id,
+                OrderStatus::Expired,
+                expired.expired_at,
+                &expired.restocked,
+            ),
         }
     }
 
@@ -206,6 +203,23 @@ impl TenantChanges {
                 -i64::from(line.quantity),
                 placed.placed_at,
             )?;
+        }
+        Ok(())
+    }
+
+    /// A cancellation or an expiry: the order's new status, and its stock
+    /// back on the shelf.
+    fn end_unshipped(
+        &mut self,
+        recorded: &RecordedEvent,
+        id: Uuid,
+        status: OrderStatus,
+        at: DateTime<Utc>,
+        restocked: &[StockLine],
+    ) -> Result<(), ProjectionError> {
+        self.set_status(id, status, at, recorded.sequence);
+        for line in restocked {
+            self.change_stock(&recorded.tenant, &line.sku, i64::from(line.quantity), at)?;
         }
         Ok(())
     }
