@@ -89,6 +89,26 @@ async fn every_event_of_orders_placed_concurrently_arrives_once_and_in_stream_or
         };
         commands.abandon_checkout(&by, &gone, now()).await.unwrap();
     }
+    // Orders left unpaid expire: their OrderExpired leaves like any other.
+    let expiry = order_store::UnpaidExpiry {
+        batch: 1_000,
+        ..order_store::UnpaidExpiry::default()
+    };
+    let an_hour_later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let unpaid: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM store_orders WHERE status = 'placed'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert!(unpaid > 100, "{unpaid} of the 300 orders unpaid");
+    let sweep = order_store::expire_unpaid_orders(&db.pool, &commands, &expiry, an_hour_later)
+        .await
+        .unwrap();
+    assert_eq!(
+        i64::try_from(sweep.expired).unwrap(),
+        unpaid,
+        "every unpaid order expired"
+    );
     wait_until_published(&nats, &db, Duration::from_secs(30)).await;
     let messages = nats.messages(STREAM).await;
     assert_one_message_per_event_in_stream_order(&stored_event_ids(&db.pool).await, &messages);
@@ -111,6 +131,18 @@ async fn every_event_of_orders_placed_concurrently_arrives_once_and_in_stream_or
     assert_eq!(
         by_customer["aggregate_id"], by_customer["payload"]["CheckoutAbandoned"]["order_id"],
         "the stream the order would have had"
+    );
+    let expired: Vec<&Value> = messages
+        .iter()
+        .filter(|(subject, _, _)| subject == "orders.acme.order.OrderExpired")
+        .map(|(_, _, body)| body)
+        .collect();
+    assert_eq!(i64::try_from(expired.len()).unwrap(), unpaid);
+    assert_eq!(expired[0]["event_version"], "1");
+    assert_eq!(expired[0]["metadata"]["actor"], "system:unpaid-expiry");
+    assert_eq!(
+        expired[0]["payload"]["OrderExpired"]["restocked"],
+        serde_json::json!([{"sku": "A", "quantity": 1}])
     );
     let (placed_subject, _, placed) = messages
         .iter()

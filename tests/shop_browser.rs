@@ -775,3 +775,45 @@ async fn a_link_for_another_account_asks_first_and_a_broken_link_says_so() {
     );
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_left_unpaid_past_the_deadline_shows_as_expired_in_my_orders() {
+    let (app, token) = shop(10).await;
+    let order = app
+        .checkout(
+            &token,
+            "k-unpaid",
+            serde_json::json!({ "lines": [{ "sku": "DOG-FOOD", "quantity": 3 }] }),
+        )
+        .await;
+    assert_eq!(order.status(), 201);
+    let id = order.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let commands = order_store::OrderCommands::new(app.db.pool.clone());
+    let an_hour_later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let sweep = order_store::expire_unpaid_orders(
+        &app.db.pool,
+        &commands,
+        &order_store::UnpaidExpiry::default(),
+        an_hour_later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sweep.expired, 1);
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    open(client, &app.base_url, &token).await;
+    let item = format!("#orders li[data-order='{id}']");
+    shown(client, &item, 15).await;
+    let text = client
+        .find(Locator::Css(&item))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(" · expired · "), "{text}");
+    browser.close().await;
+}
