@@ -23,7 +23,7 @@ use store_orders_tests::commit_cutting_proxy::CommitCuttingProxy;
 use store_orders_tests::fixtures::*;
 use store_orders_tests::nats::eventually;
 use store_orders_tests::own_cluster::OwnCluster;
-use store_orders_tests::service_process::{free_port, ServiceProcess};
+use store_orders_tests::service_process::{ServiceProcess, ANY_PORT};
 use store_orders_tests::{TestApp, TestDatabase};
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_order-service-under-test");
@@ -63,9 +63,10 @@ async fn a_service_killed_mid_stream_leaves_every_key_with_exactly_one_order() {
     let db = TestDatabase::new().await;
     stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
     stocked_product(&db.pool, "acme", "B", 100, 100_000).await;
-    let port = free_port();
     let env = [("ORDERS_SKIP_MIGRATIONS", "true")];
-    let mut service = ServiceProcess::start(SERVICE, &db.url(), port, &env).await;
+    let mut service = ServiceProcess::start(SERVICE, &db.url(), ANY_PORT, &env).await;
+    // Restarted on the same port: the clients keep their address.
+    let port = service.port;
     let base = service.base_url();
     let stats = Arc::new(Mutex::new((0_u32, 0_u32)));
     let clients: Vec<_> = (0..8)
@@ -183,7 +184,7 @@ async fn a_database_crash_loses_no_acknowledged_order_and_the_service_recovers_b
         ("ORDERS_REQUEST_TIMEOUT", "3s"),
         ("ORDERS_DB_POOL_SIZE", "8"),
     ];
-    let mut service = ServiceProcess::start(SERVICE, &cluster.url("shop"), free_port(), &env).await;
+    let mut service = ServiceProcess::start(SERVICE, &cluster.url("shop"), ANY_PORT, &env).await;
     let base = service.base_url();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

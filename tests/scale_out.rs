@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use store_orders_tests::app::token_for;
 use store_orders_tests::fixtures::*;
-use store_orders_tests::service_process::{free_port, ServiceProcess};
+use store_orders_tests::service_process::{ServiceProcess, ANY_PORT};
 use store_orders_tests::TestDatabase;
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_order-service-under-test");
@@ -108,7 +108,7 @@ async fn three_replicas(db: &TestDatabase) -> Vec<ServiceProcess> {
             ServiceProcess::start(
                 SERVICE,
                 &url,
-                free_port(),
+                ANY_PORT,
                 &[("RUST_LOG", "info"), ("ORDERS_DB_POOL_SIZE", "8")],
             )
             .await

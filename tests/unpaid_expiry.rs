@@ -19,7 +19,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use store_orders_tests::app::{json, problem, token_for};
 use store_orders_tests::fixtures::*;
-use store_orders_tests::service_process::{free_port, ServiceProcess};
+use store_orders_tests::service_process::{ServiceProcess, ANY_PORT};
 use store_orders_tests::{TestApp, TestDatabase};
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_order-service-under-test");
@@ -230,8 +230,8 @@ async fn every_replica_runs_the_sweeper_and_each_order_expires_once() {
         ("ORDERS_EXPIRY_SWEEP", "100ms"),
     ];
     let replicas = [
-        ServiceProcess::start(SERVICE, &db.url(), free_port(), &env).await,
-        ServiceProcess::start(SERVICE, &db.url(), free_port(), &env).await,
+        ServiceProcess::start(SERVICE, &db.url(), ANY_PORT, &env).await,
+        ServiceProcess::start(SERVICE, &db.url(), ANY_PORT, &env).await,
     ];
     let http = reqwest::Client::new();
     for i in 0..30 {

@@ -1,5 +1,10 @@
 //! The service as a real process: started from the binary, killed with
 //! SIGKILL, restarted on the same port.
+//!
+//! Started on [`ANY_PORT`], the process binds a port of its own choosing
+//! (port 0) and the harness reads the address from its log: no port is
+//! picked here and bound later by another process (a race with anything
+//! else on the machine).
 
 use std::net::TcpListener;
 use std::process::Stdio;
@@ -9,7 +14,11 @@ use tokio::process::{Child, Command};
 
 use crate::app::SECRET;
 
-/// A port nobody listens on right now.
+/// Let the service bind a port of its choosing (read back from its log).
+pub const ANY_PORT: u16 = 0;
+
+/// A port nobody listens on right now (for an address that must refuse
+/// connections; a process to be started should get [`ANY_PORT`]).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -27,8 +36,9 @@ pub struct ServiceProcess {
 }
 
 impl ServiceProcess {
-    /// Starts `binary serve` on `port` against `database_url`, with extra
-    /// environment, and waits until /healthz answers.
+    /// Starts `binary serve` on `port` ([`ANY_PORT`]: one the process
+    /// picks) against `database_url`, with extra environment, and waits
+    /// until /healthz answers.
     pub async fn start(binary: &str, database_url: &str, port: u16, env: &[(&str, &str)]) -> Self {
         let log = std::env::temp_dir().join(format!(
             "store-orders-service-{}.log",
@@ -50,7 +60,8 @@ impl ServiceProcess {
                 "ORDERS_UNPAID_UNITS",
                 crate::STORM_UNPAID_LIMIT.units.to_string(),
             )
-            .env("RUST_LOG", "warn")
+            // Warnings, and the line that says which address it serves on.
+            .env("RUST_LOG", "warn,order_service::cli=info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
@@ -61,6 +72,11 @@ impl ServiceProcess {
         let child = command.spawn().expect("the service binary starts");
         let pid = child.id().unwrap();
         let started = Instant::now();
+        let port = if port == ANY_PORT {
+            bound_port(&log, started).await
+        } else {
+            port
+        };
         let url = format!("http://127.0.0.1:{port}/healthz");
         order_client::install_tls_provider();
         let http = reqwest::Client::new();
@@ -117,6 +133,28 @@ impl ServiceProcess {
     /// Whether the process is still running (not restarted, not crashed).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// The port the service's log says it serves on ("serving
+/// address=127.0.0.1:PORT"), waiting up to 30 s from `started` for it.
+async fn bound_port(log: &std::path::Path, started: Instant) -> u16 {
+    loop {
+        let said = std::fs::read_to_string(log).unwrap_or_default();
+        let port = said
+            .split("serving address=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|address| address.rsplit(':').next())
+            .and_then(|port| port.parse().ok());
+        if let Some(port) = port {
+            return port;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the service did not say where it serves within 30 s; it said:\n{said}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
