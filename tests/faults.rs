@@ -608,7 +608,17 @@ async fn a_long_transaction_holding_back_the_horizon_makes_the_rebuild_wait_and_
         };
         tokio::spawn(async move { rebuild(&pool, &options, waits.as_ref()).await })
     };
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    wait_until(
+        "the rebuild says what holds it back",
+        Duration::from_secs(15),
+        || {
+            waits
+                .said()
+                .iter()
+                .any(|w| w.contains("held back by transaction of pid"))
+        },
+    )
+    .await;
     let said = waits.said();
     eprintln!("long transaction: /readyz held back {held_back} events, {held_for:.2} s; the rebuild said: {:?}", said.first());
     assert!(

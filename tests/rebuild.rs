@@ -452,7 +452,12 @@ async fn an_event_whose_transaction_commits_after_a_later_positioned_one_is_not_
         };
         tokio::spawn(async move { rebuild(&pool, &options, waits.as_ref()).await })
     };
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    wait_until(
+        "the rebuild says it waits for the slow transaction",
+        Duration::from_secs(15),
+        || waits.said().iter().any(|w| w.contains("waiting")),
+    )
+    .await;
     assert!(
         !rebuilding.is_finished(),
         "the rebuild waits for the slow transaction"

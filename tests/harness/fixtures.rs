@@ -134,6 +134,19 @@ pub async fn on_hand(pool: &PgPool, tenant_slug: &str, sku_code: &str) -> i64 {
 
 /// The read model must equal a fresh fold of the events table: replays
 /// every event through the projections into a shadow schema and compares.
+/// Polls `holds` every 20 ms until it is true; fails with `what` after
+/// `within`. A wait for a condition, never a fixed sleep.
+pub async fn wait_until(what: &str, within: std::time::Duration, mut holds: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !holds() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn assert_read_model_matches_events(pool: &PgPool) {
     let report = rebuild_projections::rebuild::verify(pool, "fold_check")
         .await
