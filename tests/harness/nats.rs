@@ -11,7 +11,7 @@ use async_nats::jetstream;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::service_process::free_port;
+use crate::service_process::ANY_PORT;
 
 /// `NATS_SERVER` if set, else `nats-server` on PATH or in /usr/sbin (the
 /// test script installs Debian's package where it is missing).
@@ -56,7 +56,7 @@ impl NatsServer {
         }
         let mut server = Self {
             child: None,
-            port: free_port(),
+            port: ANY_PORT,
             store,
         };
         server.resume().await;
@@ -67,25 +67,57 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Starts the server (again) on its port, with its store.
+    /// Starts the server (again) with its store: the first time on a port
+    /// it picks itself (`-p -1`, read back from the ports file it writes),
+    /// so no port is picked here and bound later; after that on the same
+    /// port (its clients reconnect to it).
     pub async fn resume(&mut self) {
         let mut command = Command::new(nats_server_binary());
         let config = self.store.join("nats.conf");
         if config.is_file() {
             command.arg("-c").arg(&config);
         }
-        let child = command
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
+        let port = if self.port == ANY_PORT {
+            "-1".to_owned()
+        } else {
+            self.port.to_string()
+        };
+        let mut child = command
+            .args(["-js", "-a", "127.0.0.1", "-p", &port])
             .arg("-sd")
+            .arg(&self.store)
+            .arg("--ports_file_dir")
             .arg(&self.store)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("nats-server starts (install Debian's nats-server package)");
-        self.child = Some(child);
         let started = Instant::now();
+        if self.port == ANY_PORT {
+            let ports = self
+                .store
+                .join(format!("nats-server_{}.ports", child.id().unwrap_or(0)));
+            loop {
+                if let Some(port) = std::fs::read_to_string(&ports)
+                    .ok()
+                    .and_then(|text| port_in_ports_file(&text))
+                {
+                    self.port = port;
+                    break;
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("nats-server exited before it listened: {status}");
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "nats-server did not write its ports file {} within 20 s",
+                    ports.display()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.child = Some(child);
         let mut last_error = String::new();
         while started.elapsed() < Duration::from_secs(20) {
             match async_nats::connect(self.url()).await {
@@ -152,6 +184,14 @@ impl NatsServer {
         }
         messages
     }
+}
+
+/// The client port in nats-server's ports file
+/// (`{"nats":["nats://127.0.0.1:PORT"],...}`).
+fn port_in_ports_file(text: &str) -> Option<u16> {
+    let ports: Value = serde_json::from_str(text).ok()?;
+    let url = ports["nats"].get(0)?.as_str()?;
+    url.rsplit(':').next()?.parse().ok()
 }
 
 impl NatsServer {

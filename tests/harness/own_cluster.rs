@@ -63,6 +63,12 @@ impl OwnCluster {
     /// A cluster started with these extra settings (`name=value`), e.g.
     /// `shared_preload_libraries=citus`.
     pub fn start_with(settings: &[&str]) -> Self {
+        Self::start_trying_port_first(free_port(), settings)
+    }
+
+    /// As [`Self::start_with`], trying `port` first (another one if it is
+    /// taken).
+    pub fn start_trying_port_first(port: u16, settings: &[&str]) -> Self {
         let bin = server_binaries();
         let dir =
             std::env::temp_dir().join(format!("store-orders-pg-{}", uuid::Uuid::new_v4().simple()));
@@ -91,18 +97,41 @@ impl OwnCluster {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let cluster = Self {
+        let mut cluster = Self {
             dir,
             bin,
-            port: free_port(),
+            port,
             settings: settings.iter().map(|s| (*s).to_owned()).collect(),
         };
-        cluster.start_again();
-        cluster
+        // PostgreSQL cannot bind port 0 (the port names its socket file): a
+        // port is picked here and bound by the server, and when something
+        // took it in between, the start is retried on another.
+        let mut attempts = 0;
+        loop {
+            match cluster.try_start() {
+                Ok(()) => return cluster,
+                Err(failure) if failure.port_taken && attempts < 5 => {
+                    attempts += 1;
+                    eprintln!(
+                        "port {} was taken before PostgreSQL bound it: another port",
+                        cluster.port
+                    );
+                    cluster.port = free_port();
+                }
+                Err(failure) => panic!("pg_ctl start: {}", failure.message),
+            }
+        }
     }
 
-    /// Starts the (stopped) cluster and waits until it accepts connections.
+    /// Starts the (stopped) cluster on its port and waits until it accepts
+    /// connections (its clients know the port: no other is tried).
     pub fn start_again(&self) {
+        if let Err(failure) = self.try_start() {
+            panic!("pg_ctl start: {}", failure.message);
+        }
+    }
+
+    fn try_start(&self) -> Result<(), StartFailure> {
         let data = self.dir.join("data");
         let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=50",
@@ -113,6 +142,7 @@ impl OwnCluster {
             options.push_str(&format!(" -c {setting}"));
         }
         let log = self.dir.join("log");
+        let logged_before = std::fs::read_to_string(&log).map_or(0, |l| l.len());
         let out = run(
             &self.bin.join("pg_ctl"),
             &[
@@ -128,11 +158,15 @@ impl OwnCluster {
                 "start",
             ],
         );
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if out.status.success() {
+            return Ok(());
+        }
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        let this_start = logged.get(logged_before..).unwrap_or_default();
+        Err(StartFailure {
+            port_taken: this_start.contains("Address already in use"),
+            message: format!("{}\n{this_start}", String::from_utf8_lossy(&out.stderr)),
+        })
     }
 
     /// `pg_ctl stop -m immediate`: the server dies as in a crash; committed
@@ -160,6 +194,12 @@ impl OwnCluster {
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
+}
+
+/// Why `pg_ctl start` failed: its error and the server's log of that start.
+struct StartFailure {
+    port_taken: bool,
+    message: String,
 }
 
 impl Drop for OwnCluster {

@@ -44,14 +44,7 @@ impl Drop for Nats {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn start_nats() -> anyhow::Result<Nats> {
-    let port = free_port()?;
     let store = std::env::temp_dir().join(format!("order-bench-nats-{}", std::process::id()));
     std::fs::create_dir_all(&store)?;
     let binary = std::env::var_os("NATS_SERVER")
@@ -67,14 +60,40 @@ async fn start_nats() -> anyhow::Result<Nats> {
             .find(|p| p.is_file())
         })
         .context("no nats-server: install Debian's nats-server package (scripts/test does)")?;
-    let child = Command::new(binary)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+    // `-p -1`: the server binds a port of its own and writes it to its
+    // ports file (a port picked here could be taken before it binds it).
+    let mut child = Command::new(binary)
+        .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+        .arg(&store)
+        .arg("--ports_file_dir")
         .arg(&store)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .context("starting nats-server")?;
+    let ports = store.join(format!(
+        "nats-server_{}.ports",
+        child.id().context("nats-server exited at once")?
+    ));
+    let mut port = None;
+    for _ in 0..400 {
+        port = std::fs::read_to_string(&ports)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|ports| {
+                let url = ports["nats"].get(0)?.as_str()?.to_owned();
+                url.rsplit(':').next()?.parse::<u16>().ok()
+            });
+        if port.is_some() {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("nats-server exited before it listened: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let port = port.context("nats-server did not write its ports file within 20 s")?;
     let url = format!("nats://127.0.0.1:{port}");
     for _ in 0..200 {
         if let Ok(client) = async_nats::connect(&url).await {
@@ -173,7 +192,6 @@ pub async fn run(bench: &RelayBench, admin: &PgConnectOptions, url: &str) -> any
     };
 
     // The relay.
-    let bind = format!("127.0.0.1:{}", free_port()?);
     let nats_pid = nats.child.id().and_then(|p| i32::try_from(p).ok());
     let before = CpuReading {
         server: None,
@@ -185,7 +203,8 @@ pub async fn run(bench: &RelayBench, admin: &PgConnectOptions, url: &str) -> any
         .args([bench.service_arg, "relay"])
         .env("DATABASE_URL", url)
         .env("NATS_URL", &nats.url)
-        .env("ORDERS_RELAY_BIND", &bind)
+        // Nothing here reads its status port: one of its own choosing.
+        .env("ORDERS_RELAY_BIND", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
