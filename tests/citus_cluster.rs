@@ -93,9 +93,11 @@ impl rebuild_projections::RebuildProgress for Told {
     }
 }
 
-/// The names of the relay's checkpoints.
+/// The names of the relay's checkpoints that have published something (a
+/// relay that leads a node writes its checkpoint, with its chain, at the
+/// start, before it publishes anything).
 async fn relay_checkpoints(pool: &sqlx::PgPool) -> Vec<String> {
-    sqlx::query_scalar("SELECT name FROM relay_checkpoints ORDER BY name")
+    sqlx::query_scalar("SELECT name FROM relay_checkpoints WHERE position > 0 ORDER BY name")
         .fetch_all(pool)
         .await
         .unwrap()

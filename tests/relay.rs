@@ -13,10 +13,11 @@ use futures::future::join_all;
 use order_store::OrderCommands;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
+use store_orders_tests::commit_cutting_proxy::CommitCuttingProxy;
 use store_orders_tests::fixtures::*;
 use store_orders_tests::nats::{
-    assert_one_message_per_event_in_stream_order, eventually, stored_event_ids, NatsServer,
-    RelayProcess,
+    assert_one_message_per_event_in_stream_order, eventually, every_event_published_once,
+    stored_event_ids, NatsServer, RelayProcess,
 };
 use store_orders_tests::TestDatabase;
 
@@ -27,6 +28,31 @@ async fn wait_until_published(nats: &NatsServer, db: &TestDatabase, limit: Durat
     let expected = stored_event_ids(&db.pool).await.len();
     eventually(limit, "every event published", || async {
         nats.messages(STREAM).await.len() >= expected
+    })
+    .await;
+}
+
+/// A de-duplication window far shorter than the outages of the tests that
+/// set it: what they keep to one message per event is the relay's chain.
+const SHORT_WINDOW: [(&str, &str); 1] = [("ORDERS_RELAY_DUPLICATE_WINDOW", "1s")];
+
+/// The relay logged that it found part of its batch in the stream (its
+/// chain, after the checkpoint) and did not publish it again.
+fn said_the_stream_held_part_of_the_batch(relay: &RelayProcess) {
+    let log = relay.log();
+    assert!(
+        log.contains("the stream already holds events after the checkpoint"),
+        "{log}"
+    );
+}
+
+/// Waits until `relay` is ready with nothing left to publish.
+async fn caught_up(relay: &RelayProcess, limit: Duration, what: &str) {
+    eventually(limit, what, || async {
+        relay
+            .readiness()
+            .await
+            .is_some_and(|(s, r)| s == 200 && r["lag_events"] == 0)
     })
     .await;
 }
@@ -368,13 +394,7 @@ async fn three_relays_of_three_stores_publish_into_one_stream_without_blocking_e
     let messages = nats.messages(STREAM).await;
     assert_one_message_per_event_in_stream_order(&events, &messages);
     for relay in &relays {
-        eventually(Duration::from_secs(10), "each relay caught up", || async {
-            relay
-                .readiness()
-                .await
-                .is_some_and(|(s, r)| s == 200 && r["lag_events"] == 0)
-        })
-        .await;
+        caught_up(relay, Duration::from_secs(10), "each relay caught up").await;
     }
     eprintln!(
         "{} events of 3 stores, {} messages in one stream",
@@ -489,7 +509,11 @@ async fn nats_stopped_under_load_and_restarted_loses_nothing() {
     let db = TestDatabase::new().await;
     let mut nats = NatsServer::start().await;
     stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
-    let relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    // A de-duplication window (1 s) far shorter than the outage (seconds):
+    // what of the interrupted batch reached the stream is found in the
+    // relay's chain, not left to the window.
+    let relay =
+        RelayProcess::start_with(SERVICE, &db.url(), &nats.url(), STREAM, &SHORT_WINDOW).await;
     // Orders keep coming until NATS is back: the relay must have events to
     // publish while the broker is down, however fast this machine places
     // them (a fixed number of orders could all be published before NATS
@@ -544,13 +568,115 @@ async fn nats_stopped_under_load_and_restarted_loses_nothing() {
         &stored_event_ids(&db.pool).await,
         &nats.messages(STREAM).await,
     );
-    eventually(Duration::from_secs(10), "lag recovers", || async {
-        relay
-            .readiness()
+    caught_up(&relay, Duration::from_secs(10), "lag recovers").await;
+}
+
+/// The checkpoint's last writes are lost after JetStream acknowledged the
+/// events (PostgreSQL down between the broker's acks and the checkpoint's
+/// commit, or a store restored from an earlier backup), and the relay
+/// starts again after the broker's de-duplication window (1 s here) has
+/// passed. It reads its own chain in the stream after the checkpoint's
+/// stream sequence and publishes only what the stream does not hold: here
+/// the events whose messages were deleted, and the new ones. Before chains,
+/// every event after the checkpoint was stored a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkpoint_behind_the_stream_republishes_nothing_the_stream_holds_after_the_window() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    place_orders(&db.pool, "before", 60, 6).await;
+    let mut relay =
+        RelayProcess::start_with(SERVICE, &db.url(), &nats.url(), STREAM, &SHORT_WINDOW).await;
+    wait_until_published(&nats, &db, Duration::from_secs(30)).await;
+    caught_up(&relay, Duration::from_secs(10), "the checkpoint saved").await;
+    relay.kill().await;
+    // Three orders whose one event's message is gone from the stream (an
+    // order paid has two: those are kept, their order is the stream's).
+    let single: Vec<String> = sqlx::query_scalar(
+        "SELECT tenant_id || '/order/' || aggregate_id || '/1' FROM events \
+         WHERE aggregate_type = 'Order' GROUP BY tenant_id, aggregate_id \
+         HAVING count(*) = 1 ORDER BY min(position) LIMIT 3",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(single.len(), 3);
+    for (sequence, id) in nats.message_sequences(STREAM).await {
+        if single.contains(&id) {
+            nats.delete_message(STREAM, sequence).await;
+        }
+    }
+    let saved: (i64, i64) =
+        sqlx::query_as("SELECT position, stream_sequence FROM relay_checkpoints")
+            .fetch_one(&db.pool)
             .await
-            .is_some_and(|(s, r)| s == 200 && r["lag_events"] == 0)
-    })
+            .unwrap();
+    assert!(saved.0 > 0 && saved.1 > 0, "{saved:?}");
+    sqlx::query(
+        "UPDATE relay_checkpoints SET transaction_id = '0', position = 0, stream_sequence = 0",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    // Past the broker's de-duplication window.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    place_orders(&db.pool, "after", 12, 6).await;
+    let relay =
+        RelayProcess::start_with(SERVICE, &db.url(), &nats.url(), STREAM, &SHORT_WINDOW).await;
+    every_event_published_once(&nats, STREAM, &db.pool, &relay).await;
+    caught_up(&relay, Duration::from_secs(10), "caught up").await;
+    said_the_stream_held_part_of_the_batch(&relay);
+}
+
+/// PostgreSQL goes away after JetStream acknowledged a batch and before
+/// the checkpoint's write ran (a proxy drops the relay's connection as it
+/// sends that statement, and refuses connections for 2 s), longer than the
+/// broker's de-duplication window (1 s). The relay comes back on the old
+/// checkpoint and finds the batch in its chain: one message per event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgresql_outage_after_the_brokers_acknowledgements_republishes_nothing() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    place_orders(&db.pool, "before", 40, 8).await;
+    let mut url = reqwest::Url::parse(&db.url()).unwrap();
+    let upstream: std::net::SocketAddr = format!(
+        "{}:{}",
+        match url.host_str() {
+            Some("localhost") | None => "127.0.0.1",
+            Some(host) => host,
+        },
+        url.port().unwrap_or(5432)
+    )
+    .parse()
+    .unwrap();
+    let proxy = CommitCuttingProxy::start_losing_statement(
+        upstream,
+        b"greatest(c.stream_sequence",
+        Duration::from_secs(2),
+    )
     .await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(proxy.address.port())).unwrap();
+    // The proxy reads the protocol in the clear.
+    url.query_pairs_mut().append_pair("sslmode", "disable");
+    let relay =
+        RelayProcess::start_with(SERVICE, url.as_str(), &nats.url(), STREAM, &SHORT_WINDOW).await;
+    every_event_published_once(&nats, STREAM, &db.pool, &relay).await;
+    caught_up(
+        &relay,
+        Duration::from_secs(30),
+        "caught up after the outage",
+    )
+    .await;
+    assert_eq!(
+        proxy.cuts.load(Ordering::SeqCst),
+        1,
+        "the checkpoint's write was lost once"
+    );
+    place_orders(&db.pool, "after", 10, 5).await;
+    every_event_published_once(&nats, STREAM, &db.pool, &relay).await;
+    said_the_stream_held_part_of_the_batch(&relay);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,10 +6,16 @@
 //! from its CommandComplete on, and at the next ReadyForQuery (the implicit
 //! transaction is over: committed) closes both sides. One shot. Needs the
 //! connection in the clear (no TLS).
+//!
+//! Started with [`CommitCuttingProxy::start_losing_statement`], it cuts
+//! before the statement instead: its Bind is never passed on (the statement
+//! never runs), both sides are closed, and new connections are refused for
+//! the outage's duration, as if PostgreSQL went down just then.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,19 +25,52 @@ pub struct CommitCuttingProxy {
     pub address: SocketAddr,
     pub armed: Arc<AtomicBool>,
     pub cuts: Arc<AtomicUsize>,
+    /// Cut before the trigger statement runs, then refuse connections this
+    /// long (None: cut after its commit).
+    outage: Option<Duration>,
+    down_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl CommitCuttingProxy {
     pub async fn start(upstream: SocketAddr, trigger: &'static [u8]) -> Self {
+        Self::start_with(upstream, trigger, None).await
+    }
+
+    /// Cuts the connection that is about to run the trigger statement
+    /// before it runs, then refuses connections for `outage`.
+    pub async fn start_losing_statement(
+        upstream: SocketAddr,
+        trigger: &'static [u8],
+        outage: Duration,
+    ) -> Self {
+        Self::start_with(upstream, trigger, Some(outage)).await
+    }
+
+    async fn start_with(
+        upstream: SocketAddr,
+        trigger: &'static [u8],
+        outage: Option<Duration>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy = Self {
             address: listener.local_addr().unwrap(),
             armed: Arc::new(AtomicBool::new(true)),
             cuts: Arc::new(AtomicUsize::new(0)),
+            outage,
+            down_until: Arc::default(),
         };
         let shared = proxy.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                let down = shared
+                    .down_until
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|until| Instant::now() < until);
+                if down {
+                    drop(client);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     continue;
                 };
@@ -47,6 +86,7 @@ impl CommitCuttingProxy {
         let cut_next_answer = Arc::new(AtomicBool::new(false));
         let flag = cut_next_answer.clone();
         let armed = self.armed.clone();
+        let (outage, down_until, cuts) = (self.outage, self.down_until.clone(), self.cuts.clone());
         let upload = tokio::spawn(async move {
             let mut buffer = vec![0_u8; 64 * 1024];
             let mut pending: Vec<u8> = Vec::new();
@@ -80,6 +120,14 @@ impl CommitCuttingProxy {
                         let (name, _) = cstring(rest);
                         if statement.as_deref() == Some(name) && armed.swap(false, Ordering::SeqCst)
                         {
+                            if let Some(outage) = outage {
+                                // Not passed on: the statement never runs.
+                                // Dropping the server's half ends the session
+                                // (and so the rest of this connection).
+                                *down_until.lock().unwrap() = Some(Instant::now() + outage);
+                                cuts.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
                             // Set before forwarding: the answer cannot overtake it.
                             flag.store(true, Ordering::SeqCst);
                         }

@@ -145,6 +145,20 @@ impl NatsServer {
     /// Every message of `stream`, in stream order: (subject, Nats-Msg-Id,
     /// body), read by an ephemeral consumer.
     pub async fn messages(&self, stream: &str) -> Vec<(String, String, Value)> {
+        self.read_all(stream, false)
+            .await
+            .into_iter()
+            .map(|message| {
+                let body: Value = serde_json::from_slice(&message.payload).unwrap();
+                (message.subject.to_string(), message_id(&message), body)
+            })
+            .collect()
+    }
+
+    /// Every message of `stream` as stored, in stream order (headers only
+    /// if asked), read by an ephemeral consumer; none if there is no such
+    /// stream.
+    async fn read_all(&self, stream: &str, headers_only: bool) -> Vec<jetstream::Message> {
         use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
         use futures::StreamExt;
         let client = async_nats::connect(self.url()).await.unwrap();
@@ -161,6 +175,7 @@ impl NatsServer {
             .create_consumer(pull::Config {
                 ack_policy: AckPolicy::None,
                 deliver_policy: DeliverPolicy::All,
+                headers_only,
                 ..pull::Config::default()
             })
             .await
@@ -172,18 +187,25 @@ impl NatsServer {
             else {
                 break;
             };
-            let message = message.unwrap();
-            let id = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let body: Value = serde_json::from_slice(&message.payload).unwrap();
-            messages.push((message.subject.to_string(), id, body));
+            messages.push(message.unwrap());
         }
         messages
     }
+}
+
+/// A message's `Nats-Msg-Id` (looked up by async-nats' own name for it: by
+/// its text it is not found, a standard header).
+fn message_id(message: &jetstream::Message) -> String {
+    header(message, async_nats::header::NATS_MESSAGE_ID)
+}
+
+fn header<K: async_nats::header::IntoHeaderName>(message: &jetstream::Message, name: K) -> String {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 /// The client port in nats-server's ports file
@@ -198,52 +220,36 @@ impl NatsServer {
     /// Every message of `stream`: its id and the commit-order coordinates
     /// its headers carry (`Orders-Transaction-Id`, `Orders-Position`).
     pub async fn message_coordinates(&self, stream: &str) -> Vec<(String, i64, i64)> {
-        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-        use futures::StreamExt;
-        let client = async_nats::connect(self.url()).await.unwrap();
-        let js = jetstream::new(client);
-        let mut stream = js.get_stream(stream).await.unwrap();
-        let total = stream.info().await.unwrap().state.messages;
-        let consumer = stream
-            .create_consumer(pull::Config {
-                ack_policy: AckPolicy::None,
-                deliver_policy: DeliverPolicy::All,
-                ..pull::Config::default()
-            })
+        self.read_all(stream, true)
             .await
-            .unwrap();
-        let mut batches = consumer.messages().await.unwrap();
-        let mut found = Vec::new();
-        while (found.len() as u64) < total {
-            let Ok(Some(message)) =
-                tokio::time::timeout(Duration::from_secs(5), batches.next()).await
-            else {
-                break;
-            };
-            let message = message.unwrap();
-            let header = |name: &str| {
-                message
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get(name))
-                    .map(|v| v.to_string())
-                    .unwrap_or_default()
-            };
-            // The message id by async-nats' own name for it: looked up by
-            // its text it is not found (a standard header).
-            let id = message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            found.push((
-                id,
-                header("Orders-Transaction-Id").parse().unwrap_or(-1),
-                header("Orders-Position").parse().unwrap_or(-1),
-            ));
-        }
-        found
+            .iter()
+            .map(|message| {
+                (
+                    message_id(message),
+                    header(message, "Orders-Transaction-Id")
+                        .parse()
+                        .unwrap_or(-1),
+                    header(message, "Orders-Position").parse().unwrap_or(-1),
+                )
+            })
+            .collect()
+    }
+
+    /// Every message of `stream`, in stream order: its stream sequence and
+    /// its `Nats-Msg-Id`.
+    pub async fn message_sequences(&self, stream: &str) -> Vec<(u64, String)> {
+        self.read_all(stream, true)
+            .await
+            .iter()
+            .map(|message| (message.info().unwrap().stream_sequence, message_id(message)))
+            .collect()
+    }
+
+    /// Deletes the message at `sequence` from `stream`.
+    pub async fn delete_message(&self, stream: &str, sequence: u64) {
+        let client = async_nats::connect(self.url()).await.unwrap();
+        let stream = jetstream::new(client).get_stream(stream).await.unwrap();
+        stream.delete_message(sequence).await.unwrap();
     }
 
     /// Deletes `stream` (as an operator might).

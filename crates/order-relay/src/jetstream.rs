@@ -10,12 +10,17 @@ use async_nats::jetstream::Context;
 use async_nats::jetstream::ErrorCode;
 use futures::future::join_all;
 
-use crate::outbox::{OutboxEvent, UnpublishableEvent};
+use crate::outbox::{Cursor, OutboxEvent, UnpublishableEvent};
 
 /// Each message's event's place in its node's commit order (docs/EVENTS.md):
 /// the transaction id and the position, as stored.
 pub const TRANSACTION_ID_HEADER: &str = "Orders-Transaction-Id";
 pub const POSITION_HEADER: &str = "Orders-Position";
+/// The chain of the relay checkpoint that published the message (a UUID in
+/// `relay_checkpoints.chain`): on start, after a takeover and before a
+/// batch is published again, a relay reads its chain's messages after the
+/// last sequence it checkpointed, and does not publish those again.
+pub const CHAIN_HEADER: &str = "Orders-Relay-Chain";
 
 /// The subjects of the relay's stream.
 pub const SUBJECTS: &str = "orders.>";
@@ -41,6 +46,8 @@ pub struct Published {
     /// Already in the stream (a republished tail): dropped by JetStream's
     /// de-duplication on `Nats-Msg-Id`.
     pub duplicates: u64,
+    /// The highest stream sequence acknowledged (0: none).
+    pub last_sequence: u64,
 }
 
 /// A problem waiting will not mend: the relay stops with this message (and
@@ -150,30 +157,34 @@ fn is_missing(error: &async_nats::jetstream::context::GetStreamError) -> bool {
 /// are dropped by de-duplication on `Nats-Msg-Id`, so a retried batch
 /// stores each event once. Batches of distinct streams (the common case)
 /// are one round.
+///
+/// Each event goes with the chain of the checkpoint it belongs to
+/// ([`CHAIN_HEADER`]).
 pub async fn publish_in_order(
     jetstream: &Context,
-    events: &[OutboxEvent],
+    events: &[(&OutboxEvent, &str)],
 ) -> Result<Published, PublishFailure> {
     let mut published = Published::default();
     for round in rounds(events) {
         let done = publish_round(jetstream, &round).await?;
         published.stored += done.stored;
         published.duplicates += done.duplicates;
+        published.last_sequence = published.last_sequence.max(done.last_sequence);
     }
     Ok(published)
 }
 
 /// `events` split into rounds: round `n` holds the `n`-th event of each
 /// stream in the batch, in the batch's order.
-fn rounds(events: &[OutboxEvent]) -> Vec<Vec<&OutboxEvent>> {
+fn rounds<'a>(events: &[(&'a OutboxEvent, &'a str)]) -> Vec<Vec<(&'a OutboxEvent, &'a str)>> {
     let mut seen: HashMap<(&str, &str, &str), usize> = HashMap::with_capacity(events.len());
-    let mut rounds: Vec<Vec<&OutboxEvent>> = Vec::new();
-    for event in events {
+    let mut rounds: Vec<Vec<(&OutboxEvent, &str)>> = Vec::new();
+    for &(event, chain) in events {
         let earlier = seen.entry(event.stream()).or_insert(0);
         if rounds.len() <= *earlier {
             rounds.push(Vec::new());
         }
-        rounds[*earlier].push(event);
+        rounds[*earlier].push((event, chain));
         *earlier += 1;
     }
     rounds
@@ -182,16 +193,17 @@ fn rounds(events: &[OutboxEvent]) -> Vec<Vec<&OutboxEvent>> {
 /// Sends every message of a round, then awaits every acknowledgement.
 async fn publish_round(
     jetstream: &Context,
-    events: &[&OutboxEvent],
+    events: &[(&OutboxEvent, &str)],
 ) -> Result<Published, PublishFailure> {
     let mut pending = Vec::with_capacity(events.len());
-    for event in events {
+    for &(event, chain) in events {
         let cursor = event.cursor();
         let publish = Publish::build()
             .payload(event.envelope()?)
             .message_id(event.message_id())
             .header(TRANSACTION_ID_HEADER, cursor.transaction_id.to_string())
-            .header(POSITION_HEADER, cursor.position.to_string());
+            .header(POSITION_HEADER, cursor.position.to_string())
+            .header(CHAIN_HEADER, chain);
         let sent = jetstream
             .send_publish(event.subject(), publish)
             .await
@@ -210,6 +222,9 @@ async fn publish_round(
     .await;
     let mut published = Published::default();
     for (position, ack) in acks {
+        if let Ok(ack) = &ack {
+            published.last_sequence = published.last_sequence.max(ack.sequence);
+        }
         match ack {
             Ok(ack) if ack.duplicate => published.duplicates += 1,
             Ok(_) => published.stored += 1,
@@ -223,6 +238,90 @@ async fn publish_round(
         }
     }
     Ok(published)
+}
+
+/// What a relay's chain holds after a stream sequence.
+#[derive(Debug, Default)]
+pub struct ChainTail {
+    /// The events (commit-order coordinates) its messages carry.
+    pub cursors: Vec<Cursor>,
+    /// Messages read (every relay's, headers only).
+    pub scanned: u64,
+}
+
+/// The messages of `chain` in `stream` after sequence `after`: the
+/// broker's truth about what a relay published since its checkpoint was
+/// last saved. Read with an ephemeral consumer, headers only, up to the
+/// stream's last message when asked.
+pub async fn chain_after(
+    jetstream: &Context,
+    stream: &str,
+    chain: &str,
+    after: u64,
+) -> anyhow::Result<ChainTail> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    use futures::StreamExt;
+    let mut tail = ChainTail::default();
+    let mut handle = jetstream
+        .get_stream(stream)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading JetStream stream {stream}: {e}"))?;
+    let last = handle
+        .info()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading JetStream stream {stream}: {e}"))?
+        .state
+        .last_sequence;
+    if last <= after {
+        return Ok(tail);
+    }
+    let consumer = handle
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            },
+            ack_policy: AckPolicy::None,
+            headers_only: true,
+            inactive_threshold: Duration::from_secs(30),
+            ..pull::Config::default()
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("reading JetStream stream {stream}: {e}"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading JetStream stream {stream}: {e}"))?;
+    loop {
+        let message = match tokio::time::timeout(Duration::from_secs(10), messages.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(e))) => anyhow::bail!("reading JetStream stream {stream}: {e}"),
+            Ok(None) => anyhow::bail!("reading JetStream stream {stream}: the consumer ended"),
+            Err(_) => anyhow::bail!(
+                "reading JetStream stream {stream}: no message within 10 s before sequence {last}"
+            ),
+        };
+        tail.scanned += 1;
+        let sequence = message
+            .info()
+            .map_err(|e| anyhow::anyhow!("reading JetStream stream {stream}: {e}"))?
+            .stream_sequence;
+        if let Some(headers) = message.headers.as_ref() {
+            let header = |name: &str| headers.get(name).map(|value| value.as_str().to_owned());
+            if header(CHAIN_HEADER).as_deref() == Some(chain) {
+                let transaction_id = header(TRANSACTION_ID_HEADER).and_then(|v| v.parse().ok());
+                let position = header(POSITION_HEADER).and_then(|v| v.parse().ok());
+                if let (Some(transaction_id), Some(position)) = (transaction_id, position) {
+                    tail.cursors.push(Cursor {
+                        transaction_id,
+                        position,
+                    });
+                }
+            }
+        }
+        if sequence >= last {
+            return Ok(tail);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -240,9 +339,10 @@ mod tests {
             OutboxEvent::of_order("shop", "a", 3, 5),
             OutboxEvent::of_order("shop", "b", 2, 6),
         ];
+        let batch: Vec<(&OutboxEvent, &str)> = batch.iter().map(|e| (e, "chain")).collect();
         let positions: Vec<Vec<i64>> = rounds(&batch)
             .iter()
-            .map(|round| round.iter().map(|e| e.cursor().position).collect())
+            .map(|round| round.iter().map(|(e, _)| e.cursor().position).collect())
             .collect();
         assert_eq!(positions, [vec![1, 2, 4], vec![3, 6], vec![5]]);
     }
@@ -252,6 +352,7 @@ mod tests {
         let batch: Vec<OutboxEvent> = (1..=50)
             .map(|i| OutboxEvent::of_order("shop", &format!("order-{i}"), 1, i))
             .collect();
+        let batch: Vec<(&OutboxEvent, &str)> = batch.iter().map(|e| (e, "chain")).collect();
         assert_eq!(rounds(&batch).len(), 1);
         assert!(rounds(&[]).is_empty());
     }

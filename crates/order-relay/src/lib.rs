@@ -15,9 +15,11 @@
 //!   per node's commit order (`order_store::commit_order`), one chain.
 //! - `outbox.rs`: reading committed events in gap-safe order; the subject,
 //!   message id and JSON envelope of each.
-//! - `jetstream.rs`: the stream (created if missing) and pipelined,
+//! - `jetstream.rs`: the stream (created if missing), pipelined,
 //!   de-duplicated publishing in rounds (one event per stream per round),
-//!   so each stream stays in order with no chain across the whole stream.
+//!   so each stream stays in order with no chain across the whole stream,
+//!   and reading a relay's own chain of messages back (what the stream
+//!   holds after its checkpoint).
 //! - `status.rs`: `/readyz`, `/healthz`, Prometheus metrics (lag, published).
 //! - `../sql/`: the relay's queries, one whole statement per file, checked
 //!   against the migrated schema at compile time (`query_file_as!`, `.sqlx/`).

@@ -4,14 +4,18 @@
 //!    events and writes the checkpoint, so losing it loses all three at
 //!    once) and take the relay's advisory lock; while another relay holds
 //!    it, wait (standby) and try again every `lock_retry`.
-//! 2. Load the checkpoint: the last event JetStream acknowledged.
+//! 2. Take the checkpoint: the last event JetStream acknowledged, the
+//!    stream sequence of that acknowledgement and the relay's chain (the
+//!    `Orders-Relay-Chain` header of its messages). Read the chain in the
+//!    stream after that sequence: events already there (acknowledged, but
+//!    the checkpoint's write was lost) are not published again.
 //! 3. Read the next committed events after it (gap-safe order), publish them
 //!    in order, wait for every acknowledgement, then advance the checkpoint
-//!    to the last of them. A crash anywhere republishes at most the batch
-//!    that was not checkpointed; JetStream drops what it already has.
+//!    to the last of them. A crash anywhere leaves at most the batch that
+//!    was not checkpointed, and step 2 finds what of it the stream holds.
 //! 4. PostgreSQL trouble: drop the connection (and the lock), back off,
-//!    start again at 1. JetStream trouble: keep the lock, back off, publish
-//!    the same batch again.
+//!    start again at 1. JetStream trouble: keep the lock, back off, read
+//!    the chain again, publish the rest of the batch.
 //!
 //! On a Citus cluster each node's events (`order_store::commit_order`) have
 //! a lock and a checkpoint of their own: step 1 becomes "lead the nodes no
@@ -19,6 +23,7 @@
 //! stream continued from a node another relay leads waits for that relay's
 //! checkpoint.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::Context;
@@ -26,7 +31,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::jetstream::{
-    ensure_stream, publish_in_order, stream_is_missing, Permanent, PublishFailure,
+    chain_after, ensure_stream, publish_in_order, stream_is_missing, Permanent, PublishFailure,
 };
 use order_store::commit_order::{
     event_placement, events_are_distributed, group_of, positions_of_group, EventPlacement,
@@ -120,22 +125,16 @@ async fn lead_and_publish(
             tokio::time::sleep(config.lock_retry).await;
         }
         prepare_stream(&mut conn, jetstream, config).await?;
-        let cursor = load_checkpoint(&mut conn, &config.name).await?;
+        let feed = take_feed(&mut conn, jetstream, config, config.name.clone(), 0, None).await?;
         tracing::info!(
             relay = %config.name,
             stream = %config.stream,
-            transaction_id = cursor.transaction_id,
-            position = cursor.position,
+            transaction_id = feed.cursor.transaction_id,
+            position = feed.cursor.position,
+            chain = %feed.chain,
             "publishing from the checkpoint"
         );
-        feeds.push(Feed {
-            checkpoint: config.name.clone(),
-            group: 0,
-            node: None,
-            cursor,
-            lag: (0, 0.0),
-            problem: None,
-        });
+        feeds.push(feed);
         status.active();
         *failures = 0;
     } else {
@@ -148,6 +147,8 @@ async fn lead_and_publish(
     loop {
         let due = lag_checked.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
         let mut batch = Vec::new();
+        // The feed each event of the batch belongs to (same positions).
+        let mut owners: Vec<usize> = Vec::new();
         let mut read: Vec<(usize, Cursor)> = Vec::new();
         if distributed {
             let EventPlacement::Cluster(horizons) = event_placement(&mut conn).await? else {
@@ -170,23 +171,25 @@ async fn lead_and_publish(
                     if !try_lead(&mut conn, &checkpoint).await? {
                         continue;
                     }
-                    let cursor = load_checkpoint(&mut conn, &checkpoint).await?;
+                    let feed = take_feed(
+                        &mut conn,
+                        jetstream,
+                        config,
+                        checkpoint,
+                        horizon.group,
+                        Some(node_name(horizon)),
+                    )
+                    .await?;
                     tracing::info!(
-                        relay = %checkpoint,
+                        relay = %feed.checkpoint,
                         node = %horizon.node,
                         stream = %config.stream,
-                        transaction_id = cursor.transaction_id,
-                        position = cursor.position,
+                        transaction_id = feed.cursor.transaction_id,
+                        position = feed.cursor.position,
+                        chain = %feed.chain,
                         "publishing the events born on a node"
                     );
-                    feeds.push(Feed {
-                        checkpoint,
-                        group: horizon.group,
-                        node: Some(node_name(horizon)),
-                        cursor,
-                        lag: (0, 0.0),
-                        problem: None,
-                    });
+                    feeds.push(feed);
                     if feeds.len() == 1 {
                         status.active();
                         *failures = 0;
@@ -258,6 +261,7 @@ async fn lead_and_publish(
                     }
                     read.push((at, last.cursor()));
                 }
+                owners.extend(std::iter::repeat_n(at, events.len()));
                 batch.extend(events);
             }
         } else {
@@ -271,6 +275,7 @@ async fn lead_and_publish(
             if let Some(last) = batch.last() {
                 read.push((0, last.cursor()));
             }
+            owners = vec![0; batch.len()];
         }
         if due {
             let held = sqlx::query_file_scalar!("sql/locks_held.sql")
@@ -294,11 +299,25 @@ async fn lead_and_publish(
             tokio::time::sleep(config.idle_poll).await;
             continue;
         }
+        // Events the stream already holds (found in this relay's chain
+        // after its checkpoint) are not sent again.
+        let mut already = drop_published(&mut batch, &mut owners, &feeds);
         park_oversized(&mut conn, broker, config, &mut batch).await?;
         let mut attempt = 0;
         let published = loop {
-            match publish_in_order(jetstream, &batch).await {
-                Ok(published) => break published,
+            let sent = {
+                let outgoing: Vec<(&OutboxEvent, &str)> = batch
+                    .iter()
+                    .zip(&owners)
+                    .map(|(event, at)| (event, feeds[*at].chain.as_str()))
+                    .collect();
+                publish_in_order(jetstream, &outgoing).await
+            };
+            match sent {
+                Ok(mut published) => {
+                    published.duplicates += already;
+                    break published;
+                }
                 Err(error) => {
                     status.failing("broker", format!("cannot publish: {error}"));
                     let no_stream = matches!(
@@ -322,6 +341,23 @@ async fn lead_and_publish(
                     tokio::time::sleep(backoff(attempt)).await;
                     // Still the leader? A lost connection ends the session.
                     sqlx::query("SELECT 1").execute(&mut conn).await?;
+                    // What of the batch reached the stream before the failure
+                    // is not sent again, however long the outage lasted (the
+                    // broker's de-duplication window may have passed). A
+                    // broker still out fails this read too: tried next time.
+                    let mut caught_up = true;
+                    for &(at, _) in &read {
+                        if let Err(error) =
+                            catch_up_with_the_stream(jetstream, &config.stream, &mut feeds[at])
+                                .await
+                        {
+                            tracing::debug!(%error, "cannot read the relay's chain yet");
+                            caught_up = false;
+                        }
+                    }
+                    if caught_up {
+                        already += drop_published(&mut batch, &mut owners, &feeds);
+                    }
                 }
             }
         };
@@ -332,8 +368,12 @@ async fn lead_and_publish(
         // checkpoint moves to its last one (the count goes with the first).
         let mut count = published.stored;
         for (at, last) in read {
-            save_checkpoint(&mut conn, &feeds[at].checkpoint, last, count).await?;
-            feeds[at].cursor = last;
+            let feed = &mut feeds[at];
+            let sequence = feed.stream_sequence.max(published.last_sequence);
+            save_checkpoint(&mut conn, &feed.checkpoint, last, count, sequence).await?;
+            feed.cursor = last;
+            feed.stream_sequence = sequence;
+            feed.in_stream.retain(|cursor| *cursor > last);
             count = 0;
         }
         status.published(published.stored, published.duplicates);
@@ -473,6 +513,14 @@ struct Feed {
     /// On a cluster: the node, for `/readyz` and the metrics.
     node: Option<String>,
     cursor: Cursor,
+    /// The chain its messages carry (`Orders-Relay-Chain`).
+    chain: String,
+    /// The stream sequence of the last message acknowledged with the
+    /// checkpoint: every later message of the chain comes after it.
+    stream_sequence: u64,
+    /// Events after the checkpoint the stream already holds (the chain's
+    /// messages after `stream_sequence`): not published again.
+    in_stream: BTreeSet<Cursor>,
     /// Events not yet published and the age of the oldest, as last asked.
     lag: (i64, f64),
     /// Why this node's events cannot be read now.
@@ -501,18 +549,102 @@ async fn load_checkpoint(conn: &mut PgConnection, name: &str) -> anyhow::Result<
     }))
 }
 
+/// Leads `checkpoint` from now on: its cursor and chain (a new chain the
+/// first time), then what the stream already holds of the chain after the
+/// checkpoint, so that a checkpoint whose last write was lost (PostgreSQL
+/// down after the broker's acknowledgements, a crash between the two) sends
+/// nothing twice.
+async fn take_feed(
+    conn: &mut PgConnection,
+    jetstream: &Context,
+    config: &RelayConfig,
+    checkpoint: String,
+    group: i32,
+    node: Option<String>,
+) -> anyhow::Result<Feed> {
+    let offered = uuid::Uuid::new_v4().to_string();
+    let row = sqlx::query_file!("sql/take_checkpoint.sql", checkpoint, offered)
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut feed = Feed {
+        checkpoint,
+        group,
+        node,
+        cursor: Cursor {
+            transaction_id: row.xid,
+            position: row.position,
+        },
+        chain: row.chain,
+        stream_sequence: u64::try_from(row.stream_sequence).unwrap_or(0),
+        in_stream: BTreeSet::new(),
+        lag: (0, 0.0),
+        problem: None,
+    };
+    // A chain named just now has no message in the stream yet.
+    if !row.new_chain {
+        catch_up_with_the_stream(jetstream, &config.stream, &mut feed).await?;
+    }
+    Ok(feed)
+}
+
+/// Reads the feed's chain after its checkpoint's stream sequence: the
+/// events of those messages past the checkpoint are in the stream already.
+async fn catch_up_with_the_stream(
+    jetstream: &Context,
+    stream: &str,
+    feed: &mut Feed,
+) -> anyhow::Result<()> {
+    let tail = chain_after(jetstream, stream, &feed.chain, feed.stream_sequence).await?;
+    feed.in_stream = tail
+        .cursors
+        .into_iter()
+        .filter(|cursor| *cursor > feed.cursor)
+        .collect();
+    if !feed.in_stream.is_empty() {
+        tracing::info!(
+            relay = %feed.checkpoint,
+            chain = %feed.chain,
+            ahead = feed.in_stream.len(),
+            scanned = tail.scanned,
+            "the stream already holds events after the checkpoint: they are not published again"
+        );
+    }
+    Ok(())
+}
+
+/// Takes out of `batch` (and `owners`) the events the stream already holds;
+/// answers how many.
+fn drop_published(batch: &mut Vec<OutboxEvent>, owners: &mut Vec<usize>, feeds: &[Feed]) -> u64 {
+    if feeds.iter().all(|feed| feed.in_stream.is_empty()) {
+        return 0;
+    }
+    let before = batch.len();
+    let mut keep = owners
+        .iter()
+        .zip(batch.iter())
+        .map(|(at, event)| !feeds[*at].in_stream.contains(&event.cursor()))
+        .collect::<Vec<bool>>()
+        .into_iter();
+    let mut keep_owner = keep.clone();
+    batch.retain(|_| keep.next().unwrap_or(true));
+    owners.retain(|_| keep_owner.next().unwrap_or(true));
+    (before - batch.len()) as u64
+}
+
 async fn save_checkpoint(
     conn: &mut PgConnection,
     name: &str,
     cursor: Cursor,
     published: u64,
+    stream_sequence: u64,
 ) -> anyhow::Result<()> {
     sqlx::query_file!(
         "sql/save_checkpoint.sql",
         name,
         cursor.transaction_id.to_string(),
         cursor.position,
-        i64::try_from(published).unwrap_or(i64::MAX)
+        i64::try_from(published).unwrap_or(i64::MAX),
+        i64::try_from(stream_sequence).unwrap_or(i64::MAX)
     )
     .execute(conn)
     .await?;
@@ -562,5 +694,54 @@ impl Progress {
             );
         }
         *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(group: i32, in_stream: &[i64]) -> Feed {
+        Feed {
+            checkpoint: format!("relay@group{group}"),
+            group,
+            node: None,
+            cursor: Cursor::default(),
+            chain: format!("chain-{group}"),
+            stream_sequence: 0,
+            in_stream: in_stream
+                .iter()
+                .map(|&position| Cursor {
+                    transaction_id: 10,
+                    position,
+                })
+                .collect(),
+            lag: (0, 0.0),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn it_takes_out_only_the_events_each_feeds_chain_already_holds() {
+        let mut batch: Vec<OutboxEvent> = (1..=6)
+            .map(|i| OutboxEvent::of_order("shop", &format!("o{i}"), 1, i))
+            .collect();
+        // Odd positions are the first feed's, even ones the second's; the
+        // first feed's chain holds 3, the second's 4 and 5 (5 is not its
+        // event: it stays).
+        let mut owners = vec![0, 1, 0, 1, 0, 1];
+        let feeds = [feed(1, &[3]), feed(2, &[4, 5])];
+        assert_eq!(drop_published(&mut batch, &mut owners, &feeds), 2);
+        let kept: Vec<i64> = batch.iter().map(|e| e.cursor().position).collect();
+        assert_eq!(kept, [1, 2, 5, 6]);
+        assert_eq!(owners, [0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn it_keeps_the_whole_batch_when_no_chain_is_ahead() {
+        let mut batch = vec![OutboxEvent::of_order("shop", "o", 1, 1)];
+        let mut owners = vec![0];
+        assert_eq!(drop_published(&mut batch, &mut owners, &[feed(0, &[])]), 0);
+        assert_eq!(batch.len(), 1);
     }
 }
