@@ -17,7 +17,6 @@ use order_store::{GroupCommitSettings, OrderCommands};
 use rebuild_projections::rebuild::{rebuild, RebuildMode, RebuildOptions};
 use reqwest::StatusCode;
 use serde_json::json;
-use sqlx::{Connection, PgConnection};
 use store_orders_tests::app::{token_for, AppOptions};
 use store_orders_tests::commit_cutting_proxy::CommitCuttingProxy;
 use store_orders_tests::fixtures::*;
@@ -168,16 +167,7 @@ type OutageLog = (Vec<String>, Vec<(u16, bool, Duration)>);
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_crash_loses_no_acknowledged_order_and_the_service_recovers_by_itself() {
     let cluster = OwnCluster::start();
-    let mut admin = PgConnection::connect(&cluster.url("postgres"))
-        .await
-        .unwrap();
-    sqlx::query("CREATE DATABASE shop")
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
-    let pool = sqlx::PgPool::connect(&cluster.url("shop")).await.unwrap();
-    order_store::MIGRATOR.run(&pool).await.unwrap();
+    let pool = cluster.migrated_database("shop").await;
     stocked_product(&pool, "acme", "A", 100, 1_000_000).await;
     let env = [
         ("ORDERS_DB_ACQUIRE_TIMEOUT", "500ms"),

@@ -19,6 +19,8 @@ use store_orders_tests::nats::{
     assert_one_message_per_event_in_stream_order, eventually, every_event_published_once,
     stored_event_ids, NatsServer, RelayProcess,
 };
+use store_orders_tests::network_namespace::NetworkNamespace;
+use store_orders_tests::own_cluster::OwnCluster;
 use store_orders_tests::TestDatabase;
 
 const STREAM: &str = "ORDER_EVENTS";
@@ -30,6 +32,16 @@ async fn wait_until_published(nats: &NatsServer, db: &TestDatabase, limit: Durat
         nats.messages(STREAM).await.len() >= expected
     })
     .await;
+}
+
+/// What `relay` says it is (`/readyz`'s `role`), or "" while it does not
+/// answer.
+async fn role(relay: &RelayProcess) -> String {
+    relay
+        .readiness()
+        .await
+        .and_then(|(_, r)| r["role"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// A de-duplication window far shorter than the outages of the tests that
@@ -677,6 +689,77 @@ async fn a_postgresql_outage_after_the_brokers_acknowledgements_republishes_noth
     place_orders(&db.pool, "after", 10, 5).await;
     every_event_published_once(&nats, STREAM, &db.pool, &relay).await;
     said_the_stream_held_part_of_the_batch(&relay);
+}
+
+/// The leader's host is cut off in the middle of a stream of orders (its
+/// network namespace's link goes down: no FIN, no RST, nothing). PostgreSQL
+/// finds the dead session by itself (the relay's server-side keepalives)
+/// and drops it with its lock; the standby takes over, reads the chain the
+/// leader left in the stream, and publishes the rest. With a 1 s
+/// de-duplication window and a takeover of many seconds: one message per
+/// event, each stream in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_cut_off_from_the_network_is_replaced_and_nothing_is_published_twice() {
+    let namespace = NetworkNamespace::create();
+    let cluster = OwnCluster::start_reachable_from(&namespace);
+    let pool = cluster.migrated_database("shop").await;
+    stocked_product(&pool, "acme", "A", 100, 1_000_000).await;
+    let nats = NatsServer::start_on_every_address().await;
+    place_orders(&pool, "before", 30, 6).await;
+    let nats_from_inside = format!("nats://{}:{}", namespace.host_address, nats.port);
+    let leader = RelayProcess::start_in(
+        &namespace,
+        SERVICE,
+        &cluster.url_from(&namespace, "shop"),
+        &nats_from_inside,
+        STREAM,
+        &SHORT_WINDOW,
+    )
+    .await;
+    caught_up(&leader, Duration::from_secs(30), "the leader publishes").await;
+    let standby = RelayProcess::start_with(
+        SERVICE,
+        &cluster.url("shop"),
+        &nats.url(),
+        STREAM,
+        &SHORT_WINDOW,
+    )
+    .await;
+    eventually(
+        Duration::from_secs(10),
+        "the second relay stands by",
+        || async { role(&standby).await == "standby" },
+    )
+    .await;
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (pool, writing) = (pool.clone(), writing.clone());
+        tokio::spawn(async move {
+            let mut round = 0;
+            while writing.load(Ordering::SeqCst) && round < 2_000 {
+                place_orders(&pool, &format!("k{round}"), 6, 6).await;
+                round += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    namespace.cut();
+    let cut = std::time::Instant::now();
+    eventually(
+        Duration::from_secs(90),
+        "the standby takes over",
+        || async { role(&standby).await == "active" },
+    )
+    .await;
+    let took = cut.elapsed();
+    writing.store(false, Ordering::SeqCst);
+    writer.await.unwrap();
+    let (events, messages) = every_event_published_once(&nats, STREAM, &pool, &standby).await;
+    eprintln!("the standby took over {took:?} after the cut; {events} events, {messages} messages");
+    assert!(
+        took < Duration::from_secs(60),
+        "PostgreSQL drops a cut-off leader's session within about 25 s, the standby tries every second: took {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

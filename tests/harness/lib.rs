@@ -12,6 +12,7 @@ pub mod database;
 pub mod fixtures;
 pub mod http_proxy;
 pub mod nats;
+pub mod network_namespace;
 pub mod own_cluster;
 pub mod proxy;
 pub mod service_process;

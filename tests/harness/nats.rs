@@ -32,20 +32,28 @@ pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     store: PathBuf,
+    /// The address it listens on (127.0.0.1 unless asked otherwise).
+    listen: &'static str,
 }
 
 impl NatsServer {
     pub async fn start() -> Self {
-        Self::start_with_config(None).await
+        Self::start_with_config(None, "127.0.0.1").await
+    }
+
+    /// As [`Self::start`], listening on every address of the host (for a
+    /// client in a network namespace); still reached here on 127.0.0.1.
+    pub async fn start_on_every_address() -> Self {
+        Self::start_with_config(None, "0.0.0.0").await
     }
 
     /// As [`Self::start`], with the broker's `max_payload` (bytes) set in
     /// a configuration file of its own.
     pub async fn start_with_max_payload(bytes: usize) -> Self {
-        Self::start_with_config(Some(format!("max_payload: {bytes}\n"))).await
+        Self::start_with_config(Some(format!("max_payload: {bytes}\n")), "127.0.0.1").await
     }
 
-    async fn start_with_config(config: Option<String>) -> Self {
+    async fn start_with_config(config: Option<String>, listen: &'static str) -> Self {
         let store = std::env::temp_dir().join(format!(
             "store-orders-nats-{}",
             uuid::Uuid::new_v4().simple()
@@ -58,6 +66,7 @@ impl NatsServer {
             child: None,
             port: ANY_PORT,
             store,
+            listen,
         };
         server.resume().await;
         server
@@ -83,7 +92,7 @@ impl NatsServer {
             self.port.to_string()
         };
         let mut child = command
-            .args(["-js", "-a", "127.0.0.1", "-p", &port])
+            .args(["-js", "-a", self.listen, "-p", &port])
             .arg("-sd")
             .arg(&self.store)
             .arg("--ports_file_dir")
@@ -288,6 +297,7 @@ impl Drop for NatsServer {
 #[derive(Debug)]
 pub struct RelayProcess {
     child: Child,
+    status_host: String,
     pub status_port: u16,
     log: PathBuf,
 }
@@ -306,21 +316,50 @@ impl RelayProcess {
         stream: &str,
         env: &[(&str, &str)],
     ) -> Self {
+        let mut command = Command::new(binary);
+        command
+            .arg("relay")
+            // Port 0: the relay binds a free port itself and logs it (a
+            // port picked here and bound there could be taken between).
+            .env("ORDERS_RELAY_BIND", "127.0.0.1:0");
+        Self::spawn(command, "127.0.0.1", database_url, nats_url, stream, env).await
+    }
+
+    /// As [`Self::start_with`], in `namespace` (its /readyz reached at the
+    /// namespace's address): a relay whose host can be cut off.
+    pub async fn start_in(
+        namespace: &crate::network_namespace::NetworkNamespace,
+        binary: &str,
+        database_url: &str,
+        nats_url: &str,
+        stream: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut command = namespace.command(binary);
+        command.arg("relay").env("ORDERS_RELAY_BIND", "0.0.0.0:0");
+        let host = namespace.inside_address.to_string();
+        Self::spawn(command, &host, database_url, nats_url, stream, env).await
+    }
+
+    async fn spawn(
+        mut command: Command,
+        status_host: &str,
+        database_url: &str,
+        nats_url: &str,
+        stream: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = std::env::temp_dir().join(format!(
             "store-orders-relay-{}.log",
             uuid::Uuid::new_v4().simple()
         ));
         let stderr = std::fs::File::create(&log).unwrap();
-        let child = Command::new(binary)
-            .arg("relay")
-            .envs(env.iter().copied())
+        let child = command
             .env("DATABASE_URL", database_url)
             .env("NATS_URL", nats_url)
             .env("ORDERS_RELAY_STREAM", stream)
-            // Port 0: the relay binds a free port itself and logs it (a
-            // port picked here and bound there could be taken between).
-            .env("ORDERS_RELAY_BIND", "127.0.0.1:0")
             .env("RUST_LOG", "info,sqlx=warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .kill_on_drop(true)
@@ -328,6 +367,7 @@ impl RelayProcess {
             .expect("the relay starts");
         let mut relay = Self {
             child,
+            status_host: status_host.to_owned(),
             status_port: 0,
             log,
         };
@@ -360,12 +400,15 @@ impl RelayProcess {
     /// `/metrics` of the relay.
     pub async fn metrics(&self) -> String {
         order_client::install_tls_provider();
-        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.status_port))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        reqwest::get(format!(
+            "http://{}:{}/metrics",
+            self.status_host, self.status_port
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
     }
 
     /// Its exit status, if it exits within `limit`.
@@ -391,9 +434,12 @@ impl RelayProcess {
     /// `/readyz` of the relay, once it answers.
     pub async fn readiness(&self) -> Option<(u16, Value)> {
         order_client::install_tls_provider();
-        let response = reqwest::get(format!("http://127.0.0.1:{}/readyz", self.status_port))
-            .await
-            .ok()?;
+        let response = reqwest::get(format!(
+            "http://{}:{}/readyz",
+            self.status_host, self.status_port
+        ))
+        .await
+        .ok()?;
         let status = response.status().as_u16();
         Some((status, response.json().await.ok()?))
     }

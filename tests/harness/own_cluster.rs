@@ -69,6 +69,18 @@ impl OwnCluster {
     /// As [`Self::start_with`], trying `port` first (another one if it is
     /// taken).
     pub fn start_trying_port_first(port: u16, settings: &[&str]) -> Self {
+        Self::start_full(port, settings, &[])
+    }
+
+    /// A cluster a client in `namespace` can reach too (at the namespace's
+    /// host address, trusted like the loopback).
+    pub fn start_reachable_from(namespace: &crate::network_namespace::NetworkNamespace) -> Self {
+        let listen = format!("listen_addresses=127.0.0.1,{}", namespace.host_address);
+        let hba = format!("host all all {}/32 trust", namespace.inside_address);
+        Self::start_full(free_port(), &[listen.as_str()], &[hba.as_str()])
+    }
+
+    fn start_full(port: u16, settings: &[&str], hba: &[&str]) -> Self {
         let bin = server_binaries();
         let dir =
             std::env::temp_dir().join(format!("store-orders-pg-{}", uuid::Uuid::new_v4().simple()));
@@ -97,6 +109,16 @@ impl OwnCluster {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if !hba.is_empty() {
+            use std::io::Write as _;
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(std::path::Path::new(data).join("pg_hba.conf"))
+                .unwrap();
+            for line in hba {
+                writeln!(file, "{line}").unwrap();
+            }
+        }
         let mut cluster = Self {
             dir,
             bin,
@@ -193,6 +215,34 @@ impl OwnCluster {
 
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Creates `database`, applies the migrations, and answers a pool of it.
+    pub async fn migrated_database(&self, database: &str) -> sqlx::PgPool {
+        use sqlx::Connection as _;
+        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let pool = sqlx::PgPool::connect(&self.url(database)).await.unwrap();
+        order_store::MIGRATOR.run(&pool).await.unwrap();
+        pool
+    }
+
+    /// The URL of `database` as a client in `namespace` reaches it.
+    pub fn url_from(
+        &self,
+        namespace: &crate::network_namespace::NetworkNamespace,
+        database: &str,
+    ) -> String {
+        format!(
+            "postgres://postgres@{}:{}/{database}",
+            namespace.host_address, self.port
+        )
     }
 }
 

@@ -98,13 +98,16 @@ async fn lead_and_publish(
         .parse::<PgConnectOptions>()?
         .application_name("order-service relay")
         // PostgreSQL drops the session of a relay whose host died or was
-        // cut off within about 25 s (10 s idle, then 3 probes 5 s apart),
-        // and with it the lock, so a standby takes over; no statement of
-        // the relay runs for more than 30 s.
+        // cut off within about 25 s (10 s idle, then 3 probes 5 s apart;
+        // or, when it was sending an answer the relay never acknowledged,
+        // 25 s of unacknowledged data: tcp_user_timeout), and with it the
+        // lock, so a standby takes over; no statement of the relay runs for
+        // more than 30 s.
         .options([
             ("tcp_keepalives_idle", "10"),
             ("tcp_keepalives_interval", "5"),
             ("tcp_keepalives_count", "3"),
+            ("tcp_user_timeout", "25000"),
             ("statement_timeout", "30s"),
         ])
         .disable_statement_logging();
