@@ -756,6 +756,18 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_nothing_is_published_
     writer.await.unwrap();
     let (events, messages) = every_event_published_once(&nats, STREAM, &pool, &standby).await;
     eprintln!("the standby took over {took:?} after the cut; {events} events, {messages} messages");
+    // The old leader, for its part, gives its session up once PostgreSQL
+    // has been silent for 35 s (it cannot publish without reading).
+    eventually(
+        Duration::from_secs(70).saturating_sub(cut.elapsed()),
+        "the cut-off leader gives its session up",
+        || async { leader.log().contains("PostgreSQL did not answer within") },
+    )
+    .await;
+    eprintln!(
+        "the cut-off leader gave up {:?} after the cut",
+        cut.elapsed()
+    );
     assert!(
         took < Duration::from_secs(60),
         "PostgreSQL drops a cut-off leader's session within about 25 s, the standby tries every second: took {took:?}"

@@ -45,6 +45,30 @@ use crate::RelayConfig;
 /// Longest wait for a connection to PostgreSQL.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest wait for any statement of the relay: the server's own
+/// `statement_timeout` (30 s) and a margin. A server silent for longer is
+/// taken as gone (its host died, or this one was cut off): the session
+/// ends, so a relay cut off from PostgreSQL stops publishing within this
+/// bound of its next statement (one a second at least: the lock check),
+/// while PostgreSQL drops its session and lock by its keepalives.
+const STATEMENT_DEADLINE: Duration = Duration::from_secs(35);
+
+/// PostgreSQL did not answer a statement within [`STATEMENT_DEADLINE`].
+#[derive(Debug, thiserror::Error)]
+#[error("PostgreSQL did not answer within {STATEMENT_DEADLINE:?}: the session is taken as lost")]
+pub struct DatabaseSilent;
+
+/// `work` (statements on the relay's connection), bounded by
+/// [`STATEMENT_DEADLINE`].
+async fn bounded<T, E: Into<anyhow::Error>>(
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(STATEMENT_DEADLINE, work).await {
+        Ok(outcome) => outcome.map_err(Into::into),
+        Err(_) => Err(DatabaseSilent.into()),
+    }
+}
+
 /// Runs until `shutdown` resolves.
 pub async fn run(
     config: &RelayConfig,
@@ -64,7 +88,9 @@ pub async fn run(
                 return Err(error);
             }
             failures += 1;
-            let kind = if error.downcast_ref::<sqlx::Error>().is_some() {
+            let kind = if error.downcast_ref::<sqlx::Error>().is_some()
+                || error.downcast_ref::<DatabaseSilent>().is_some()
+            {
                 "database"
             } else if error.downcast_ref::<PublishFailure>().is_some() {
                 "broker"
@@ -114,12 +140,12 @@ async fn lead_and_publish(
     let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
         .await
         .map_err(|_| anyhow::anyhow!("connecting to PostgreSQL took over {CONNECT_TIMEOUT:?}"))??;
-    let distributed = events_are_distributed(&mut conn).await?;
+    let distributed = bounded(events_are_distributed(&mut conn)).await?;
     let mut feeds: Vec<Feed> = Vec::new();
     if !distributed {
         // One commit order and one lock: wait for it.
         let mut announced_standby = false;
-        while !try_lead(&mut conn, &config.name).await? {
+        while !bounded(try_lead(&mut conn, &config.name)).await? {
             if !announced_standby {
                 tracing::info!(relay = %config.name, "another relay is publishing; standing by");
                 announced_standby = true;
@@ -127,8 +153,16 @@ async fn lead_and_publish(
             status.standby();
             tokio::time::sleep(config.lock_retry).await;
         }
-        prepare_stream(&mut conn, jetstream, config).await?;
-        let feed = take_feed(&mut conn, jetstream, config, config.name.clone(), 0, None).await?;
+        bounded(prepare_stream(&mut conn, jetstream, config)).await?;
+        let feed = bounded(take_feed(
+            &mut conn,
+            jetstream,
+            config,
+            config.name.clone(),
+            0,
+            None,
+        ))
+        .await?;
         tracing::info!(
             relay = %config.name,
             stream = %config.stream,
@@ -141,7 +175,7 @@ async fn lead_and_publish(
         status.active();
         *failures = 0;
     } else {
-        prepare_stream(&mut conn, jetstream, config).await?;
+        bounded(prepare_stream(&mut conn, jetstream, config)).await?;
     }
     let mut progress = Progress::default();
     let mut lag_checked: Option<Instant> = None;
@@ -154,7 +188,8 @@ async fn lead_and_publish(
         let mut owners: Vec<usize> = Vec::new();
         let mut read: Vec<(usize, Cursor)> = Vec::new();
         if distributed {
-            let EventPlacement::Cluster(horizons) = event_placement(&mut conn).await? else {
+            let EventPlacement::Cluster(horizons) = bounded(event_placement(&mut conn)).await?
+            else {
                 anyhow::bail!("events is no longer distributed: starting again as a single node");
             };
             // Each node's events have a leader of their own: take the
@@ -171,17 +206,17 @@ async fn lead_and_publish(
                         continue;
                     }
                     let checkpoint = checkpoint_of(&config.name, horizon.group);
-                    if !try_lead(&mut conn, &checkpoint).await? {
+                    if !bounded(try_lead(&mut conn, &checkpoint)).await? {
                         continue;
                     }
-                    let feed = take_feed(
+                    let feed = bounded(take_feed(
                         &mut conn,
                         jetstream,
                         config,
                         checkpoint,
                         horizon.group,
                         Some(node_name(horizon)),
-                    )
+                    ))
                     .await?;
                     tracing::info!(
                         relay = %feed.checkpoint,
@@ -219,7 +254,7 @@ async fn lead_and_publish(
             for (at, feed) in feeds.iter_mut().enumerate() {
                 let positions = positions_of_group(feed.group);
                 if due {
-                    feed.lag = lag_born(&mut conn, feed.cursor, positions).await?;
+                    feed.lag = bounded(lag_born(&mut conn, feed.cursor, positions)).await?;
                 }
                 let xmin = match horizons.iter().find(|h| h.group == feed.group) {
                     Some(NodeHorizon { xmin: Ok(xmin), .. }) => *xmin,
@@ -235,9 +270,14 @@ async fn lead_and_publish(
                     }
                 };
                 feed.problem = None;
-                let mut events =
-                    read_born_after(&mut conn, feed.cursor, xmin, positions, config.batch_size)
-                        .await?;
+                let mut events = bounded(read_born_after(
+                    &mut conn,
+                    feed.cursor,
+                    xmin,
+                    positions,
+                    config.batch_size,
+                ))
+                .await?;
                 for previous in events
                     .iter()
                     .filter_map(OutboxEvent::previous_born_elsewhere)
@@ -245,7 +285,10 @@ async fn lead_and_publish(
                     let group = group_of(previous.position);
                     if !reached.iter().any(|(g, _)| *g == group) {
                         let checkpoint = checkpoint_of(&config.name, group);
-                        reached.push((group, load_checkpoint(&mut conn, &checkpoint).await?));
+                        reached.push((
+                            group,
+                            bounded(load_checkpoint(&mut conn, &checkpoint)).await?,
+                        ));
                     }
                 }
                 if let Some(waiting) = events.iter().position(|e| {
@@ -269,20 +312,19 @@ async fn lead_and_publish(
             }
         } else {
             if due {
-                if events_are_distributed(&mut conn).await? {
+                if bounded(events_are_distributed(&mut conn)).await? {
                     anyhow::bail!("events was distributed over a Citus cluster: starting again to read each node's commit order");
                 }
-                feeds[0].lag = lag(&mut conn, feeds[0].cursor).await?;
+                feeds[0].lag = bounded(lag(&mut conn, feeds[0].cursor)).await?;
             }
-            batch = read_after(&mut conn, feeds[0].cursor, config.batch_size).await?;
+            batch = bounded(read_after(&mut conn, feeds[0].cursor, config.batch_size)).await?;
             if let Some(last) = batch.last() {
                 read.push((0, last.cursor()));
             }
             owners = vec![0; batch.len()];
         }
         if due {
-            let held = sqlx::query_file_scalar!("sql/locks_held.sql")
-                .fetch_one(&mut conn)
+            let held = bounded(sqlx::query_file_scalar!("sql/locks_held.sql").fetch_one(&mut conn))
                 .await?;
             if usize::try_from(held).unwrap_or(0) < feeds.len() {
                 return Err(Permanent(format!(
@@ -305,7 +347,7 @@ async fn lead_and_publish(
         // Events the stream already holds (found in this relay's chain
         // after its checkpoint) are not sent again.
         let mut already = drop_published(&mut batch, &mut owners, &feeds);
-        park_oversized(&mut conn, broker, config, &mut batch).await?;
+        bounded(park_oversized(&mut conn, broker, config, &mut batch)).await?;
         let mut attempt = 0;
         let published = loop {
             let sent = {
@@ -343,7 +385,7 @@ async fn lead_and_publish(
                     tracing::warn!(%error, attempt, "publishing failed; publishing the batch again");
                     tokio::time::sleep(backoff(attempt)).await;
                     // Still the leader? A lost connection ends the session.
-                    sqlx::query("SELECT 1").execute(&mut conn).await?;
+                    bounded(sqlx::query("SELECT 1").execute(&mut conn)).await?;
                     // What of the batch reached the stream before the failure
                     // is not sent again, however long the outage lasted (the
                     // broker's de-duplication window may have passed). A
@@ -373,7 +415,14 @@ async fn lead_and_publish(
         for (at, last) in read {
             let feed = &mut feeds[at];
             let sequence = feed.stream_sequence.max(published.last_sequence);
-            save_checkpoint(&mut conn, &feed.checkpoint, last, count, sequence).await?;
+            bounded(save_checkpoint(
+                &mut conn,
+                &feed.checkpoint,
+                last,
+                count,
+                sequence,
+            ))
+            .await?;
             feed.cursor = last;
             feed.stream_sequence = sequence;
             feed.in_stream.retain(|cursor| *cursor > last);
