@@ -7,7 +7,8 @@
 //!
 //!     cargo run --release -p order-bench -- external   # c=16 and 64, 14 s each
 //!
-//! wrk gets one customer token and makes every Idempotency-Key unique (run,
+//! wrk gets 64 customers' tokens, taken in turn (a shop's checkouts come from
+//! many customers, as in the bench's own runs), and makes every Idempotency-Key unique (run,
 //! thread, counter); its "Non-2xx or 3xx responses" must be 0. pgbench runs
 //! min(concurrency, pool size) connections, like the service's pool.
 
@@ -24,7 +25,7 @@ use crate::service::ServiceProcess;
 const SCRIPT: &str = r#"-- New checkouts: two distinct random SKUs, 1 to 3 units each, a fresh key.
 local counter = 0
 local threads = 0
-local prefix, token, skus
+local prefix, tokens, skus
 
 function setup(thread)
   thread:set("tid", threads)
@@ -33,7 +34,10 @@ end
 
 function init(args)
   prefix = args[1]
-  token = args[2]
+  tokens = {}
+  for t in string.gmatch(args[2], "[^,]+") do
+    tokens[#tokens + 1] = t
+  end
   skus = tonumber(args[3])
   math.randomseed(os.time() + tid * 7919)
 end
@@ -47,11 +51,14 @@ function request()
     s1, math.random(1, 3), s2, math.random(1, 3))
   return wrk.format("POST", "/v1/checkout", {
     ["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer " .. token,
+    ["Authorization"] = "Bearer " .. tokens[(counter * 2 + tid) % #tokens + 1],
     ["Idempotency-Key"] = prefix .. "-" .. tid .. "-" .. counter,
   }, body)
 end
 "#;
+
+/// How many customers' tokens wrk takes in turn.
+pub const CUSTOMERS: usize = 64;
 
 /// What one wrk slice measured.
 #[derive(Debug, Clone, Default)]
