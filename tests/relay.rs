@@ -774,6 +774,59 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_nothing_is_published_
     );
 }
 
+/// Another relay session marks the chain (as a new leader does when it
+/// takes over) while this one still thinks it leads: the broker refuses
+/// this one's next marker, so it stands down before it publishes its next
+/// batch (a leader cut off from PostgreSQL but not from the broker would
+/// be refused the same way). Alone, it takes the lead again, marks the
+/// chain afresh and publishes the rest: every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_whose_chain_another_took_over_stands_down_before_publishing() {
+    let db = TestDatabase::new().await;
+    let nats = NatsServer::start().await;
+    stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
+    place_orders(&db.pool, "before", 20, 5).await;
+    let relay = RelayProcess::start(SERVICE, &db.url(), &nats.url(), STREAM).await;
+    every_event_published_once(&nats, STREAM, &db.pool, &relay).await;
+    caught_up(&relay, Duration::from_secs(10), "caught up").await;
+    let chain: String = sqlx::query_scalar("SELECT chain::text FROM relay_checkpoints")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let jetstream = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let subject = format!("orders-relay-chains.{STREAM}.{chain}");
+    let last = jetstream
+        .get_stream(format!("{STREAM}_RELAY_CHAINS"))
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .unwrap()
+        .sequence;
+    jetstream
+        .send_publish(
+            subject,
+            async_nats::jetstream::context::Publish::build()
+                .payload("another relay's session".into())
+                .expected_last_subject_sequence(last),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    place_orders(&db.pool, "after", 10, 5).await;
+    eventually(Duration::from_secs(20), "the relay stands down", || async {
+        relay.log().contains("another relay took over chain")
+    })
+    .await;
+    every_event_published_once(&nats, STREAM, &db.pool, &relay).await;
+    let metrics = relay.metrics().await;
+    assert!(
+        metrics.contains("orders_relay_failures_total{kind=\"fenced\"}"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_durable_tail_prints_each_event_once_and_continues_where_it_stopped() {
     let db = TestDatabase::new().await;

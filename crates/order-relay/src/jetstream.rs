@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::context::{GetStreamErrorKind, Publish, PublishErrorKind};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::Context;
 use async_nats::jetstream::ErrorCode;
@@ -238,6 +239,137 @@ async fn publish_round(
         }
     }
     Ok(published)
+}
+
+/// The stream of the relays' chain markers, beside `stream`: one subject per
+/// chain, keeping its last marker only.
+pub fn marker_stream(stream: &str) -> String {
+    format!("{stream}_RELAY_CHAINS")
+}
+
+fn marker_subject(stream: &str, chain: &str) -> String {
+    format!("orders-relay-chains.{stream}.{chain}")
+}
+
+/// Creates the marker stream if it is missing.
+pub async fn ensure_marker_stream(jetstream: &Context, stream: &str) -> anyhow::Result<()> {
+    let name = marker_stream(stream);
+    match jetstream.get_stream(&name).await {
+        Ok(_) => Ok(()),
+        Err(error) if is_missing(&error) => jetstream
+            .create_stream(Config {
+                name: name.clone(),
+                subjects: vec![format!("orders-relay-chains.{stream}.*")],
+                storage: StorageType::File,
+                max_messages_per_subject: 1,
+                description: Some(format!(
+                    "which relay session leads each chain of {stream} (order-service relay)"
+                )),
+                ..Config::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("creating JetStream stream {name}: {e}")),
+        Err(error) => anyhow::bail!("reading JetStream stream {name}: {error}"),
+    }
+}
+
+/// The last marker of `chain`: its sequence (0: none) and the relay session
+/// that wrote it.
+pub async fn last_marker(
+    jetstream: &Context,
+    stream: &str,
+    chain: &str,
+) -> anyhow::Result<(u64, Option<String>)> {
+    let name = marker_stream(stream);
+    let handle = jetstream
+        .get_stream(&name)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading JetStream stream {name}: {e}"))?;
+    match handle
+        .get_last_raw_message_by_subject(&marker_subject(stream, chain))
+        .await
+    {
+        Ok(message) => Ok((
+            message.sequence,
+            Some(String::from_utf8_lossy(&message.payload).into_owned()),
+        )),
+        Err(error) if error.kind() == LastRawMessageErrorKind::NoMessageFound => Ok((0, None)),
+        Err(error) => anyhow::bail!("reading the last marker of chain {chain}: {error}"),
+    }
+}
+
+/// Another relay session marked the chain after this one: it leads now.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "another relay took over chain {chain} (its marker at sequence {found} of the chain stream): this one stands down"
+)]
+pub struct Fenced {
+    pub chain: String,
+    pub found: u64,
+}
+
+/// Why a chain could not be marked.
+#[derive(Debug, thiserror::Error)]
+pub enum MarkFailure {
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+    #[error(transparent)]
+    Broker(#[from] PublishFailure),
+}
+
+/// Marks `chain` for `session`, accepted by the broker only if the chain's
+/// last marker is still `expected` (JetStream's
+/// `Nats-Expected-Last-Subject-Sequence`): a relay that lost its leadership
+/// without knowing it (cut off from PostgreSQL, still reaching the broker)
+/// is refused here, before it publishes another batch. Answers the new
+/// marker's sequence. A refusal whose last marker is this session's own (it
+/// was stored, then the acknowledgement was lost) goes on from it.
+pub async fn mark(
+    jetstream: &Context,
+    stream: &str,
+    chain: &str,
+    session: &str,
+    expected: u64,
+) -> Result<u64, MarkFailure> {
+    let broker = |reason: String, no_stream: bool| {
+        MarkFailure::Broker(PublishFailure::NotAcknowledged {
+            position: 0,
+            reason,
+            no_stream,
+        })
+    };
+    let publish = Publish::build()
+        .payload(session.to_owned().into())
+        .expected_last_subject_sequence(expected);
+    let acked = match jetstream
+        .send_publish(marker_subject(stream, chain), publish)
+        .await
+    {
+        Ok(ack) => ack.await,
+        Err(error) => Err(error),
+    };
+    match acked {
+        Ok(ack) => Ok(ack.sequence),
+        Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => {
+            let (found, by) = last_marker(jetstream, stream, chain)
+                .await
+                .map_err(|e| broker(format!("{e:#}"), false))?;
+            if by.as_deref() == Some(session) {
+                Ok(found)
+            } else {
+                Err(Fenced {
+                    chain: chain.to_owned(),
+                    found,
+                }
+                .into())
+            }
+        }
+        Err(error) => Err(broker(
+            format!("marking chain {chain}: {error}"),
+            error.kind() == PublishErrorKind::StreamNotFound,
+        )),
+    }
 }
 
 /// What a relay's chain holds after a stream sequence.

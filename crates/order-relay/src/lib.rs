@@ -18,8 +18,9 @@
 //! - `jetstream.rs`: the stream (created if missing), pipelined,
 //!   de-duplicated publishing in rounds (one event per stream per round),
 //!   so each stream stays in order with no chain across the whole stream,
-//!   and reading a relay's own chain of messages back (what the stream
-//!   holds after its checkpoint).
+//!   reading a relay's own chain of messages back (what the stream holds
+//!   after its checkpoint), and the chain markers beside the stream
+//!   (`{stream}_RELAY_CHAINS`) that let the broker refuse a stale leader.
 //! - `status.rs`: `/readyz`, `/healthz`, Prometheus metrics (lag, published).
 //! - `../sql/`: the relay's queries, one whole statement per file, checked
 //!   against the migrated schema at compile time (`query_file_as!`, `.sqlx/`).

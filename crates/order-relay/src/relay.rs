@@ -31,7 +31,8 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::jetstream::{
-    chain_after, ensure_stream, publish_in_order, stream_is_missing, Permanent, PublishFailure,
+    chain_after, ensure_marker_stream, ensure_stream, last_marker, mark, publish_in_order,
+    stream_is_missing, Fenced, MarkFailure, Permanent, PublishFailure,
 };
 use order_store::commit_order::{
     event_placement, events_are_distributed, group_of, positions_of_group, EventPlacement,
@@ -94,6 +95,8 @@ pub async fn run(
                 "database"
             } else if error.downcast_ref::<PublishFailure>().is_some() {
                 "broker"
+            } else if error.downcast_ref::<Fenced>().is_some() {
+                "fenced"
             } else {
                 "other"
             };
@@ -141,6 +144,8 @@ async fn lead_and_publish(
         .await
         .map_err(|_| anyhow::anyhow!("connecting to PostgreSQL took over {CONNECT_TIMEOUT:?}"))??;
     let distributed = bounded(events_are_distributed(&mut conn)).await?;
+    // This session's name in the chains' markers.
+    let session = uuid::Uuid::new_v4().to_string();
     let mut feeds: Vec<Feed> = Vec::new();
     if !distributed {
         // One commit order and one lock: wait for it.
@@ -158,6 +163,7 @@ async fn lead_and_publish(
             &mut conn,
             jetstream,
             config,
+            &session,
             config.name.clone(),
             0,
             None,
@@ -213,6 +219,7 @@ async fn lead_and_publish(
                         &mut conn,
                         jetstream,
                         config,
+                        &session,
                         checkpoint,
                         horizon.group,
                         Some(node_name(horizon)),
@@ -350,14 +357,22 @@ async fn lead_and_publish(
         bounded(park_oversized(&mut conn, broker, config, &mut batch)).await?;
         let mut attempt = 0;
         let published = loop {
-            let sent = {
-                let outgoing: Vec<(&OutboxEvent, &str)> = batch
-                    .iter()
-                    .zip(&owners)
-                    .map(|(event, at)| (event, feeds[*at].chain.as_str()))
-                    .collect();
-                publish_in_order(jetstream, &outgoing).await
-            };
+            // Each chain of the batch marked first: refused by the broker if
+            // another relay took the chain over since (this one then stands
+            // down without publishing).
+            let sent =
+                match mark_chains(jetstream, &config.stream, &session, &mut feeds, &read).await {
+                    Err(MarkFailure::Fenced(fenced)) => return Err(fenced.into()),
+                    Err(MarkFailure::Broker(failure)) => Err(failure),
+                    Ok(()) => {
+                        let outgoing: Vec<(&OutboxEvent, &str)> = batch
+                            .iter()
+                            .zip(&owners)
+                            .map(|(event, at)| (event, feeds[*at].chain.as_str()))
+                            .collect();
+                        publish_in_order(jetstream, &outgoing).await
+                    }
+                };
             match sent {
                 Ok(mut published) => {
                     published.duplicates += already;
@@ -386,6 +401,14 @@ async fn lead_and_publish(
                     tokio::time::sleep(backoff(attempt)).await;
                     // Still the leader? A lost connection ends the session.
                     bounded(sqlx::query("SELECT 1").execute(&mut conn)).await?;
+                    if no_stream {
+                        // The markers' stream deleted: made again (the next
+                        // mark finds no marker of its own and stands down;
+                        // the next session marks the chain afresh).
+                        if let Err(error) = ensure_marker_stream(jetstream, &config.stream).await {
+                            tracing::debug!(%error, "cannot make the marker stream yet");
+                        }
+                    }
                     // What of the batch reached the stream before the failure
                     // is not sent again, however long the outage lasted (the
                     // broker's de-duplication window may have passed). A
@@ -468,7 +491,8 @@ async fn prepare_stream(
         config.duplicate_window,
         published,
     )
-    .await
+    .await?;
+    ensure_marker_stream(jetstream, &config.stream).await
 }
 
 /// Events whose message would exceed the broker's `max_payload`: recorded
@@ -567,6 +591,8 @@ struct Feed {
     cursor: Cursor,
     /// The chain its messages carry (`Orders-Relay-Chain`).
     chain: String,
+    /// The sequence of the chain's last marker, this session's.
+    marker: u64,
     /// The stream sequence of the last message acknowledged with the
     /// checkpoint: every later message of the chain comes after it.
     stream_sequence: u64,
@@ -610,6 +636,7 @@ async fn take_feed(
     conn: &mut PgConnection,
     jetstream: &Context,
     config: &RelayConfig,
+    session: &str,
     checkpoint: String,
     group: i32,
     node: Option<String>,
@@ -618,6 +645,11 @@ async fn take_feed(
     let row = sqlx::query_file!("sql/take_checkpoint.sql", checkpoint, offered)
         .fetch_one(&mut *conn)
         .await?;
+    // The chain is this session's from now on: a marker the broker accepts
+    // only after the chain's last one, so a previous leader still running
+    // is refused at its next batch. Then the chain is read.
+    let (last, _) = last_marker(jetstream, &config.stream, &row.chain).await?;
+    let marker = mark(jetstream, &config.stream, &row.chain, session, last).await?;
     let mut feed = Feed {
         checkpoint,
         group,
@@ -627,6 +659,7 @@ async fn take_feed(
             position: row.position,
         },
         chain: row.chain,
+        marker,
         stream_sequence: u64::try_from(row.stream_sequence).unwrap_or(0),
         in_stream: BTreeSet::new(),
         lag: (0, 0.0),
@@ -660,6 +693,21 @@ async fn catch_up_with_the_stream(
             scanned = tail.scanned,
             "the stream already holds events after the checkpoint: they are not published again"
         );
+    }
+    Ok(())
+}
+
+/// Marks the chain of every feed the batch holds events of.
+async fn mark_chains(
+    jetstream: &Context,
+    stream: &str,
+    session: &str,
+    feeds: &mut [Feed],
+    read: &[(usize, Cursor)],
+) -> Result<(), MarkFailure> {
+    for &(at, _) in read {
+        let feed = &mut feeds[at];
+        feed.marker = mark(jetstream, stream, &feed.chain, session, feed.marker).await?;
     }
     Ok(())
 }
@@ -760,6 +808,7 @@ mod tests {
             node: None,
             cursor: Cursor::default(),
             chain: format!("chain-{group}"),
+            marker: 0,
             stream_sequence: 0,
             in_stream: in_stream
                 .iter()
