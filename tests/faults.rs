@@ -336,16 +336,7 @@ async fn a_database_crash_loses_no_acknowledged_order_and_the_service_recovers_b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_connection_cut_after_commit_is_retried_into_the_same_order() {
-    let upstream = {
-        let options = TestDatabase::new().await.options();
-        let host = options.get_host().to_owned();
-        let host = if host.starts_with('/') || host == "localhost" {
-            "127.0.0.1".to_owned()
-        } else {
-            host
-        };
-        format!("{host}:{}", options.get_port()).parse().unwrap()
-    };
+    let upstream = { TestDatabase::new().await.address() };
     let proxy = CommitCuttingProxy::start(upstream, b"append_to_stream").await;
     proxy.armed.store(false, Ordering::SeqCst);
     let app = TestApp::spawn_with(AppOptions {

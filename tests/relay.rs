@@ -652,18 +652,8 @@ async fn a_postgresql_outage_after_the_brokers_acknowledgements_republishes_noth
     stocked_product(&db.pool, "acme", "A", 100, 100_000).await;
     place_orders(&db.pool, "before", 40, 8).await;
     let mut url = reqwest::Url::parse(&db.url()).unwrap();
-    let upstream: std::net::SocketAddr = format!(
-        "{}:{}",
-        match url.host_str() {
-            Some("localhost") | None => "127.0.0.1",
-            Some(host) => host,
-        },
-        url.port().unwrap_or(5432)
-    )
-    .parse()
-    .unwrap();
     let proxy = CommitCuttingProxy::start_losing_statement(
-        upstream,
+        db.address(),
         b"greatest(c.stream_sequence",
         Duration::from_secs(2),
     )

@@ -91,6 +91,19 @@ impl TestDatabase {
             .password(SERVICE_PASSWORD)
     }
 
+    /// The server's TCP address (a proxy's upstream): a socket directory or
+    /// `localhost` is read as 127.0.0.1.
+    pub fn address(&self) -> std::net::SocketAddr {
+        let options = self.options();
+        let host = options.get_host();
+        let host = if host.starts_with('/') || host == "localhost" {
+            "127.0.0.1"
+        } else {
+            host
+        };
+        format!("{host}:{}", options.get_port()).parse().unwrap()
+    }
+
     /// A URL for this database, for processes started by a test.
     pub fn url(&self) -> String {
         order_store::with_database(&admin_url(), &self.name)

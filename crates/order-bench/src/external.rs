@@ -86,7 +86,8 @@ pub fn find_wrk() -> Option<std::path::PathBuf> {
 pub async fn wrk(
     wrk: &Path,
     service: &ServiceProcess,
-    token: &str,
+    // Customers' tokens, comma-separated.
+    tokens: &str,
     run: &str,
     skus: usize,
     connections: usize,
@@ -111,7 +112,7 @@ pub async fn wrk(
         .arg("--latency")
         .arg(format!("--script={}", script.display()))
         .arg(format!("http://{}", service.address))
-        .args(["--", run, token, &skus.to_string()])
+        .args(["--", run, tokens, &skus.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

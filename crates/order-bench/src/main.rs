@@ -601,7 +601,6 @@ async fn run_external(
     // customers (each customer's checkouts are serialised by the bounds on
     // unpaid orders, which lock the customer).
     let tokens = customer_tokens(external::CUSTOMERS)?.join(",");
-    let token = tokens.as_str();
     let concurrency: Vec<usize> = if args.concurrency == [1, 4, 16, 64] {
         vec![16, 64]
     } else {
@@ -624,7 +623,7 @@ async fn run_external(
                 if (round + turn) % 2 == 0 {
                     let run = format!("wrk{}-{c}-{round}", std::process::id());
                     let (figures, before, after) =
-                        external::wrk(&wrk, &service, token, &run, args.skus, c, slice, postgres)
+                        external::wrk(&wrk, &service, &tokens, &run, args.skus, c, slice, postgres)
                             .await?;
                     ours = ours.merge(figures);
                     let spent = after.since(&before);

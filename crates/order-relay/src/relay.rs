@@ -719,15 +719,13 @@ fn drop_published(batch: &mut Vec<OutboxEvent>, owners: &mut Vec<usize>, feeds: 
         return 0;
     }
     let before = batch.len();
-    let mut keep = owners
-        .iter()
-        .zip(batch.iter())
-        .map(|(at, event)| !feeds[*at].in_stream.contains(&event.cursor()))
-        .collect::<Vec<bool>>()
-        .into_iter();
-    let mut keep_owner = keep.clone();
-    batch.retain(|_| keep.next().unwrap_or(true));
-    owners.retain(|_| keep_owner.next().unwrap_or(true));
+    let (kept, kept_owners): (Vec<OutboxEvent>, Vec<usize>) = std::mem::take(batch)
+        .into_iter()
+        .zip(owners.drain(..))
+        .filter(|(event, at)| !feeds[*at].in_stream.contains(&event.cursor()))
+        .unzip();
+    *batch = kept;
+    *owners = kept_owners;
     (before - batch.len()) as u64
 }
 
