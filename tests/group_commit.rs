@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use order_domain::order::OrderError;
 use order_store::{
-    CheckoutError, CheckoutOutcome, GroupCommit, GroupCommitSettings, OrderCommands, PlacedOrder,
+    CatalogueCommands, CheckoutError, CheckoutOutcome, GroupCommit, GroupCommitSettings,
+    OrderCommands, PlacedOrder,
 };
 use sqlx::{Connection, PgConnection, PgPool};
 use store_orders_tests::fixtures::*;
@@ -200,6 +201,69 @@ async fn each_checkout_of_one_batch_gets_its_own_answer() {
     assert_eq!(on_hand(&db.pool, "acme", "A").await, 10 - 1 - 1 - 2);
     assert_eq!(on_hand(&db.pool, "acme", "B").await, 10 - 2);
     assert_eq!(on_hand(&db.pool, "acme", "SCARCE").await, 0);
+    assert_read_model_matches_events(&db.pool).await;
+}
+
+/// The batch checks each checkout's prices against the catalogue rows it
+/// locked: a checkout priced from this process's stale cache is refused in
+/// the batch and placed at the new price, its neighbour stored at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkout_priced_before_a_change_elsewhere_is_repriced_and_its_neighbour_stored() {
+    let db = TestDatabase::new().await;
+    for sku in ["BLOCK", "A", "B"] {
+        stocked_product(&db.pool, "acme", sku, 1_000, 10).await;
+    }
+    let (commands, writers) = grouped(&db.pool, 1);
+    // This process's price cache learns A and B at 1,000.
+    place(&commands, "cust-0", "k-warm", &[("A", 1), ("B", 1)])
+        .await
+        .unwrap()
+        .unwrap();
+    // Another process renames and reprices A.
+    CatalogueCommands::new(db.pool.clone())
+        .define_product(
+            &as_staff("acme"),
+            sku("A"),
+            order_domain::ProductName::try_from("Dog food, new bag").unwrap(),
+            pyg(1_250),
+            now(),
+        )
+        .await
+        .unwrap();
+
+    let holder = hold_inventory_row(&db, "BLOCK").await;
+    let blocked = place(&commands, "cust-1", "k-block", &[("BLOCK", 1)]);
+    a_writer_waits_for_a_lock(&db).await;
+    let stale = place(&commands, "cust-2", "k-stale", &[("B", 1), ("A", 1)]);
+    let fresh = place(&commands, "cust-3", "k-fresh", &[("B", 2)]);
+    queued(&writers, 2).await;
+    holder.close().await.unwrap();
+
+    assert_eq!(
+        blocked.await.unwrap().unwrap().outcome,
+        CheckoutOutcome::Created
+    );
+    let fresh = fresh.await.unwrap().unwrap();
+    assert_eq!(fresh.outcome, CheckoutOutcome::Created);
+    assert_eq!(fresh.order.total, 2_000);
+    let stale = stale.await.unwrap().unwrap();
+    assert_eq!(stale.outcome, CheckoutOutcome::Created);
+    let a_line = stale
+        .order
+        .lines
+        .iter()
+        .find(|line| line.sku.as_str() == "A")
+        .unwrap();
+    assert_eq!(
+        (a_line.unit_price, a_line.name.as_str(), stale.order.total),
+        (1_250, "Dog food, new bag", 2_250)
+    );
+    // Refused in the batch that stored its neighbour, stored after it.
+    let fresh_batch = transactions_of(&db.pool, &["k-fresh"]).await;
+    assert_eq!(fresh_batch.len(), 1);
+    assert_ne!(transactions_of(&db.pool, &["k-stale"]).await, fresh_batch);
+    assert_eq!(on_hand(&db.pool, "acme", "A").await, 10 - 1 - 1);
+    assert_eq!(on_hand(&db.pool, "acme", "B").await, 10 - 1 - 1 - 2);
     assert_read_model_matches_events(&db.pool).await;
 }
 
