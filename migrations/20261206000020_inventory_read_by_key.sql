@@ -1,22 +1,33 @@
 -- The write path read the inventory with joins against the appends' arrays
 -- (`JOIN unnest(p_guard)`, `LEFT JOIN inventory ON ... = c.sku`), and the
--- planner may answer those with a scan of all the tenant's inventory rows
--- and a hash join: it does when the table was never analysed (autovacuum
--- off, a fresh database) or with the generic plan PL/pgSQL caches after five
--- calls. Measured with pg_stat_statements in `order-bench external` (1,000
--- SKUs): the price check inside append_batch, one query per append, averaged
--- 0.31 ms, more than a third of the batch; the locking query 0.58 ms per
--- batch and the projection's stock update 0.39 ms per call.
+-- planner may answer those by reading all of the tenant's inventory rows
+-- and hashing them: without statistics (autovacuum off, a fresh database)
+-- it takes a tenant's 1,000 rows for two, and with them its costs still
+-- prefer a scan of a small table, the cached plan flipping from one session
+-- to the next. Measured with pg_stat_statements in `order-bench external`
+-- (1,000 SKUs): the price check inside append_batch, one query per append,
+-- averaged 0.31 ms, more than a third of the batch; the locking query 0.58
+-- ms per batch; the projection's stock update 0.39-0.74 ms per call, 0.16 ms
+-- by key.
 --
--- Here every read of inventory names its rows by key (`sku = ANY (...)` on
--- the primary key), whatever the statistics say, and the batch and the lone
--- append read the names, prices and stock of their SKUs in the one query
--- that locks them: the price and stock checks are then PL/pgSQL expressions
--- over those arrays. The rows locked are the appends' stock rows and priced
--- rows (the same rows for a checkout), in SKU order, as before. Same
--- signatures, same answers; CREATE OR REPLACE keeps the functions' grants
--- and their distribution on a cluster, and drops their pinned search_path,
--- set again at the end.
+-- Here:
+-- - the batch and the lone append lock their stock and priced rows with a
+--   nested loop over their SKUs in SKU order (LATERAL ... OFFSET 0: one
+--   index probe each, whatever the statistics; the same rows as before for
+--   a checkout) and read names, prices and stock in that query: the price
+--   and stock checks are PL/pgSQL expressions over those arrays;
+-- - the projection (project_read_model) is left only plans that probe by
+--   key (its SET clauses: its statements join a few rows of arrays to
+--   tables by key);
+-- - append_batch no longer copies each accepted append's rows onto growing
+--   arrays (six concatenations per append, each copying what the batch had
+--   gathered): it notes which appends it accepts and, when it accepted all
+--   of them (the usual case), stores its arguments as they came; otherwise
+--   it gathers the accepted appends' rows once, at the end.
+--
+-- Same signatures, same answers; CREATE OR REPLACE keeps the functions'
+-- grants and their distribution on a cluster, and drops the append
+-- functions' pinned search_path, set again at the end.
 
 CREATE OR REPLACE FUNCTION project_read_model(
     p_tenant text,
@@ -26,7 +37,13 @@ CREATE OR REPLACE FUNCTION project_read_model(
     updates read_model_order_update[],
     items read_model_order_item[])
 RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Only probes by key (see above).
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
+AS $$
 DECLARE
     changed bigint;
     emptied text[];
@@ -47,9 +64,7 @@ BEGIN
         SET on_hand    = i.on_hand + c.delta,
             updated_at = GREATEST(i.updated_at, c.changed_at)
         FROM unnest(stock) AS c
-        WHERE i.tenant_id = p_tenant AND i.sku = c.sku
-          -- The rows by key, not a join over all the tenant's rows.
-          AND i.sku = ANY (ARRAY(SELECT s.sku FROM unnest(stock) AS s));
+        WHERE i.tenant_id = p_tenant AND i.sku = c.sku;
         GET DIAGNOSTICS changed = ROW_COUNT;
         IF changed <> cardinality(stock) THEN
             RAISE EXCEPTION 'read model out of step: a stock change has no inventory row'
@@ -359,8 +374,13 @@ DECLARE
     short_requested bigint;
     short_available bigint;
     unknown_sku text;
-    streams text[] := '{}';
+    -- The accepted appends: their numbers, streams and events (same
+    -- positions). Their rows are gathered once, after the checks (all of
+    -- the arguments when every append is accepted, as is usual).
     accepted int[] := '{}';
+    streams text[] := '{}';
+    streams_from int[] := '{}';
+    streams_to int[] := '{}';
     new_events new_event[] := '{}';
     new_products read_model_product[] := '{}';
     new_stock read_model_stock_change[] := '{}';
@@ -429,11 +449,12 @@ BEGIN
         guard_to := a.guard_end;
 
         -- Moved on: by an earlier append of this batch, or before it.
-        IF a.aggregate_type || '/' || a.aggregate_id = ANY (streams) THEN
+        slot := array_position(streams, a.aggregate_type || '/' || a.aggregate_id);
+        IF slot IS NOT NULL THEN
             RETURN QUERY
             SELECT n, 'moved'::text, NULL::text, NULL::bigint, NULL::bigint, e.sequence,
                    e.event_type, e.event_version, e.payload::text
-            FROM unnest(new_events) AS e
+            FROM unnest(p_events[streams_from[slot]:streams_to[slot]]) AS e
             WHERE e.aggregate_type = a.aggregate_type AND e.aggregate_id = a.aggregate_id
               AND e.sequence > a.expected
             ORDER BY e.sequence;
@@ -541,12 +562,8 @@ BEGIN
             END LOOP;
             accepted := accepted || n;
             streams := streams || (a.aggregate_type || '/' || a.aggregate_id);
-            new_events := new_events || p_events[events_from:events_to];
-            new_products := new_products || p_products[products_to + 1:a.products_end];
-            new_stock := new_stock || p_stock[stock_to + 1:a.stock_end];
-            new_orders := new_orders || p_orders[orders_to + 1:a.orders_end];
-            new_updates := new_updates || p_updates[updates_to + 1:a.updates_end];
-            new_items := new_items || p_items[items_to + 1:a.items_end];
+            streams_from := streams_from || events_from;
+            streams_to := streams_to || events_to;
         END IF;
         prices_to := a.prices_end; products_to := a.products_end;
         stock_to := a.stock_end; orders_to := a.orders_end;
@@ -555,6 +572,31 @@ BEGIN
 
     IF cardinality(accepted) = 0 THEN
         RETURN;
+    ELSIF cardinality(accepted) = n THEN
+        new_events := p_events;
+        new_products := p_products;
+        new_stock := p_stock;
+        new_orders := p_orders;
+        new_updates := p_updates;
+        new_items := p_items;
+    ELSE
+        n := 0;
+        events_to := 0; products_to := 0; stock_to := 0;
+        orders_to := 0; updates_to := 0; items_to := 0;
+        FOREACH a IN ARRAY p_appends LOOP
+            n := n + 1;
+            IF n = ANY (accepted) THEN
+                new_events := new_events || p_events[events_to + 1:a.events_end];
+                new_products := new_products || p_products[products_to + 1:a.products_end];
+                new_stock := new_stock || p_stock[stock_to + 1:a.stock_end];
+                new_orders := new_orders || p_orders[orders_to + 1:a.orders_end];
+                new_updates := new_updates || p_updates[updates_to + 1:a.updates_end];
+                new_items := new_items || p_items[items_to + 1:a.items_end];
+            END IF;
+            events_to := a.events_end; products_to := a.products_end;
+            stock_to := a.stock_end; orders_to := a.orders_end;
+            updates_to := a.updates_end; items_to := a.items_end;
+        END LOOP;
     END IF;
 
     INSERT INTO events (

@@ -2,6 +2,8 @@
 //! and role of every request come from the token's claims, and from nowhere
 //! else.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -50,8 +52,16 @@ pub struct Claims {
 /// The HS256 keys. Only HS256 is accepted: a token whose header names another
 /// algorithm (`none`, or RS256 to pass the secret off as a public key) is
 /// refused before its signature is even looked at.
+///
+/// Cheap to clone (every request's extractors take a copy from the state):
+/// the keys and the validation rules are shared.
 #[derive(Clone)]
 pub struct JwtKeys {
+    inner: Arc<KeySet>,
+}
+
+#[derive(Clone)]
+struct KeySet {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -84,12 +94,14 @@ impl JwtKeys {
         validation.validate_nbf = true;
         validation.leeway = 5;
         Ok(Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
-            cursors: CursorSeal::new(secret),
-            issuer: None,
-            audience: None,
+            inner: Arc::new(KeySet {
+                encoding: EncodingKey::from_secret(secret),
+                decoding: DecodingKey::from_secret(secret),
+                validation,
+                cursors: CursorSeal::new(secret),
+                issuer: None,
+                audience: None,
+            }),
         })
     }
 
@@ -101,24 +113,25 @@ impl JwtKeys {
         issuer: Option<String>,
         audience: Option<String>,
     ) -> Self {
+        let keys = Arc::make_mut(&mut self.inner);
         let mut required = vec!["exp", "sub"];
         if let Some(issuer) = &issuer {
-            self.validation.set_issuer(&[issuer]);
+            keys.validation.set_issuer(&[issuer]);
             required.push("iss");
         }
         if let Some(audience) = &audience {
-            self.validation.set_audience(&[audience]);
+            keys.validation.set_audience(&[audience]);
             required.push("aud");
         }
-        self.validation.set_required_spec_claims(&required);
-        self.issuer = issuer;
-        self.audience = audience;
+        keys.validation.set_required_spec_claims(&required);
+        keys.issuer = issuer;
+        keys.audience = audience;
         self
     }
 
     /// The seal of page cursors, keyed by the same secret.
     pub fn cursors(&self) -> &CursorSeal {
-        &self.cursors
+        &self.inner.cursors
     }
 
     /// Mints a token (for the `token` subcommand, the demo and tests).
@@ -137,14 +150,19 @@ impl JwtKeys {
             exp: (now + ttl).timestamp(),
             iat: Some(now.timestamp()),
             nbf: None,
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            iss: self.inner.issuer.clone(),
+            aud: self.inner.audience.clone(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.inner.encoding,
+        )
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map(|d| d.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
+            .map(|d| d.claims)
     }
 }
 
